@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from typing import Optional
@@ -45,7 +46,7 @@ def backend_info() -> dict:
     if not extension_available():
         info["error"] = str(_EXTENSION_ERROR)
         return info
-    info.update(torch.ops.stylebank_fast._backend_info())
+    info.update(json.loads(torch.ops.stylebank_fast._backend_info()))
     return info
 
 

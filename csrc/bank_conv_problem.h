@@ -1,0 +1,60 @@
+// The operator's arguments, checked once and brought into the two forms the device kernels run:
+// one bank per sample, or per-pixel masks over the banks.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stylebank_fast {
+
+struct Problem {
+  at::Tensor x;       // [N, C, H, W], contiguous
+  at::Tensor weight;  // [B, Cout, C, k, k], contiguous: the banks the kernel runs
+  at::Tensor bias;    // [B, Cout], contiguous, or undefined
+  // Exactly one of the two mixing forms is set:
+  std::vector<int64_t> bank_of;  // per sample: the bank it runs (size N)
+  at::Tensor masks;              // [N or 1, B, H, W], contiguous: per-pixel weights
+  bool reflect = true;
+  bool mask_on_input = false;
+
+  bool per_pixel() const { return masks.defined(); }
+  int64_t ksize() const { return weight.size(3); }
+  int64_t radius() const { return weight.size(3) / 2; }
+};
+
+enum class MixForm { None, Ids, SampleWeights, PixelWeights };
+
+// Validates every argument (the only place that does) and returns the mix form.
+MixForm check_arguments(const at::Tensor& x, const at::Tensor& weight,
+                        const std::optional<at::Tensor>& bias,
+                        const std::optional<at::Tensor>& mix, const std::string& padding_mode,
+                        const std::string& mask_on);
+
+// One device's fused kernels over a Problem.
+struct Gradients {
+  at::Tensor x, weight, bias, masks;  // undefined where not requested
+};
+struct DeviceKernels {
+  at::Tensor (*forward)(const Problem&);
+  Gradients (*backward)(const Problem& p, const at::Tensor& grad_out, bool need_x,
+                        bool need_weight, bool need_bias, bool need_masks);
+};
+
+// The device-independent part of the operator: checks, per-sample filter blending and its
+// chain rule, around one device's kernels.
+at::Tensor bank_conv2d_forward(const DeviceKernels& kernels, const at::Tensor& x,
+                               const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               const std::optional<at::Tensor>& mix,
+                               const std::string& padding_mode, const std::string& mask_on);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bank_conv2d_backward(
+    const DeviceKernels& kernels, const at::Tensor& grad_out, const at::Tensor& x,
+    const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    const std::optional<at::Tensor>& mix, const std::string& padding_mode,
+    const std::string& mask_on, std::array<bool, 4> output_mask);
+
+}  // namespace stylebank_fast

