@@ -2,13 +2,31 @@
 
 import torch  # noqa: F401  (must be imported before the extension)
 
+from .checkpoint import export_style, import_style, load_model, save_model
+from .errors import CheckpointError, DataError, StyleBankError, WeightsError
+from .model import StyleBankNet
 from .ops import backend_info, bank_conv2d, extension_available, reference_bank_conv2d
+from .training import TrainConfig, TrainResult, add_styles, resume, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "DataError",
+    "StyleBankError",
+    "StyleBankNet",
+    "TrainConfig",
+    "TrainResult",
+    "WeightsError",
+    "add_styles",
     "backend_info",
     "bank_conv2d",
+    "export_style",
     "extension_available",
+    "import_style",
+    "load_model",
     "reference_bank_conv2d",
+    "resume",
+    "save_model",
+    "train",
 ]

@@ -1,0 +1,51 @@
+"""python -m stylebank_fast.add_style: learn new styles for a trained model (incremental learning)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ._cli import Progress, resolve_device, run_cli
+from .checkpoint import load_checkpoint
+from .errors import StyleBankError
+from .train import add_training_arguments, given_settings, report
+from .training import TrainConfig, add_styles
+
+STEPS = 2000  # a new bank alone learns much faster than the whole network
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stylebank_fast.add_style",
+        description="Add styles to a StyleBank model: only the new banks train; E, D and the "
+        "old styles stay exactly as they are.",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL", help="the trained model")
+    add_training_arguments(parser, STEPS)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    settings = {"steps": STEPS, **given_settings(args)}
+    if "styles" not in settings:
+        raise StyleBankError("--style IMG [IMG ...] is needed")
+    if "content" not in settings:  # default: the photos the model was trained on
+        saved = load_checkpoint(args.model)[1].get("training", {}).get("config", {})
+        if not saved.get("content"):
+            raise StyleBankError(
+                f"--content DIR is needed: {args.model} does not record its training photos"
+            )
+        settings["content"] = saved["content"]
+    result = add_styles(
+        args.model, TrainConfig(**settings), args.out, device=device, on_progress=Progress()
+    )
+    return report(result, args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""User-facing errors: a CLI prints their message and exits with code 2 (no traceback)."""
+
+from __future__ import annotations
+
+
+class StyleBankError(Exception):
+    """A problem the user can fix (a path, a file, an option): the message says what and how."""
+
+
+class CheckpointError(StyleBankError, ValueError):
+    """A model or style file that is missing, corrupt, truncated or of the wrong kind."""
+
+
+class DataError(StyleBankError, ValueError):
+    """Training images or style images that cannot be found or read."""
+
+
+class WeightsError(StyleBankError, FileNotFoundError):
+    """Pretrained loss-network weights that are missing or do not fit the network."""

@@ -1,0 +1,154 @@
+"""Perceptual losses (content, style Gram, total variation) on a pretrained loss network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .efficientnet_lite import EfficientNetLite0, find_efficientnet_lite0_weights
+from .vgg import VGG16Features, find_vgg16_weights
+
+__all__ = [
+    "LOSS_NETWORKS",
+    "LossNetwork",
+    "LossWeights",
+    "PerceptualLoss",
+    "build_loss_network",
+    "gram",
+    "identity_loss",
+    "total_variation",
+]
+
+
+@dataclass(frozen=True)
+class _Layers:
+    style: tuple[str, ...]
+    content: str
+
+
+# Layer choices. VGG-16: the paper's. EfficientNet-Lite0: the ReLU6 activations after the stem
+# and the expansions of blocks 1, 3, 5, 8 (/2, /2, /4, /8, /16), content at block 5's expansion
+# (/8): these gave brush strokes in a Gatys-style test (see docs/training.md).
+LOSS_NETWORKS = {
+    "vgg16": _Layers(("relu1_2", "relu2_2", "relu3_2", "relu4_2"), "relu4_2"),
+    "efficientnet_lite0": _Layers(
+        ("stem", "b1_expand", "b3_expand", "b5_expand", "b8_expand"), "b5_expand"
+    ),
+}
+
+
+class LossNetwork(nn.Module):
+    """A frozen, pretrained feature network and the layers the losses use."""
+
+    def __init__(self, name: str, weights: str | None = None) -> None:
+        super().__init__()
+        if name not in LOSS_NETWORKS:
+            raise ValueError(f"unknown loss network {name!r}; choose from {list(LOSS_NETWORKS)}")
+        self.name = name
+        self.layers = LOSS_NETWORKS[name]
+        self.wanted = (*self.layers.style, self.layers.content)
+        self.net: nn.Module
+        if name == "vgg16":
+            self.net = VGG16Features(self.wanted).load_weights(find_vgg16_weights(weights))
+        else:
+            self.net = EfficientNetLite0().load_weights(find_efficientnet_lite0_weights(weights))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> LossNetwork:
+        return super().train(False)  # BatchNorm statistics are part of the pretrained weights
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        if isinstance(self.net, VGG16Features):
+            return self.net(images)
+        return self.net.features(images, self.wanted)
+
+
+def build_loss_network(
+    name: str, weights: str | None = None, device: torch.device | None = None
+) -> LossNetwork:
+    """The loss network `name` ("vgg16" or "efficientnet_lite0") with its pretrained weights.
+
+    `weights` is a path to the state dict; without it VGG-16 is looked up in $STYLEBANK_VGG16
+    and torch hub's cache, EfficientNet-Lite0 in the optional package that ships it.
+    """
+    return LossNetwork(name, weights).to(device)
+
+
+def gram(features: Tensor) -> Tensor:
+    """One Gram matrix per image, [N,C,C], normalised by C*H*W."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(images: Tensor) -> Tensor:
+    """Mean squared difference of neighbouring pixels (smoothness prior)."""
+    dy = images[..., 1:, :] - images[..., :-1, :]
+    dx = images[..., :, 1:] - images[..., :, :-1]
+    return dy.pow(2).mean() + dx.pow(2).mean()
+
+
+def identity_loss(output: Tensor, images: Tensor) -> Tensor:
+    """The auto-encoder branch's loss: reconstruct the input."""
+    return F.mse_loss(output, images)
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms. Each term is relative (see `PerceptualLoss`), so the same
+    weights serve both loss networks."""
+
+    content: float = 1.0
+    style: float = 100.0
+    tv: float = 10.0
+
+
+class PerceptualLoss(nn.Module):
+    """content + style + TV loss of stylised images against their contents and their styles.
+
+    Every term is normalised by its target, so each is about 1 when the output is unrelated:
+    content = mean((F - Fc)^2) / mean(Fc^2) per image; style = per layer and image
+    mean((G - Gs)^2) / mean(Gs^2), averaged over layers. Nothing mixes the images of a batch.
+    """
+
+    def __init__(
+        self, net: LossNetwork, style_images: Sequence[Tensor], weights: LossWeights
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.weights = weights
+        targets: dict[str, list[Tensor]] = {name: [] for name in net.layers.style}
+        with torch.no_grad():
+            for image in style_images:
+                features = net(image.to(self._device()))
+                for name in targets:
+                    targets[name].append(gram(features[name])[0])
+        self.targets = {name: torch.stack(grams) for name, grams in targets.items()}
+        self.scales = {name: g.pow(2).mean((1, 2)) for name, g in self.targets.items()}
+
+    def _device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def forward(self, output: Tensor, content: Tensor, style_ids: Tensor) -> dict[str, Tensor]:
+        """Loss terms and their weighted sum ("total"); `style_ids` index the style images."""
+        out_features = self.net(output)
+        with torch.no_grad():
+            target = self.net(content)[self.net.layers.content]
+        layer = self.net.layers.content
+        content_loss = (
+            (out_features[layer] - target).pow(2).mean((1, 2, 3)) / target.pow(2).mean((1, 2, 3))
+        ).mean()
+        style_loss = output.new_zeros(())
+        for name in self.net.layers.style:
+            diff = (gram(out_features[name]) - self.targets[name][style_ids]).pow(2).mean((1, 2))
+            style_loss = style_loss + (diff / self.scales[name][style_ids]).mean()
+        style_loss = style_loss / len(self.net.layers.style)
+        tv_loss = total_variation(output)
+        w = self.weights
+        total = w.content * content_loss + w.style * style_loss + w.tv * tv_loss
+        return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}

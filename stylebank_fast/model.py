@@ -1,0 +1,214 @@
+"""The StyleBank network: a shared auto-encoder (E, D) and one convolution bank per style."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .ops import bank_conv2d
+
+__all__ = ["Encoder", "StyleBank", "Decoder", "StyleBankNet", "StyleSpec"]
+
+FEATURES = 128  # channels of the feature map the banks act on (the paper's choice)
+
+# What `StyleBankNet.forward` accepts as `style`: see its docstring.
+StyleSpec = Union[None, int, str, Tensor, Mapping[Union[int, str], float]]
+
+
+def _conv_in_relu(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, k, stride, padding=k // 2, padding_mode="reflect"),
+        nn.InstanceNorm2d(c_out, affine=True),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Encoder(nn.Sequential):
+    """Image [N,3,H,W] in [0,1] -> features [N,128,H/4,W/4]."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            *_conv_in_relu(3, 32, 9),
+            *_conv_in_relu(32, 64, 3, stride=2),
+            *_conv_in_relu(64, FEATURES, 3, stride=2),
+        )
+
+
+class Decoder(nn.Sequential):
+    """Features [N,128,h,w] -> image [N,3,4h,4w] (unclamped; clamp to [0,1] for display)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *_conv_in_relu(FEATURES, 64, 3),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *_conv_in_relu(64, 32, 3),
+            nn.Conv2d(32, 3, 9, padding=4, padding_mode="reflect"),
+        )
+
+
+class StyleBank(nn.Module):
+    """K banks of kxk convolutions 128->128 with bias, applied by one `bank_conv2d` call.
+
+    Each bank is its own Parameter, so a bank can be frozen alone (incremental learning).
+    """
+
+    def __init__(self, n_styles: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if kernel_size not in (3, 5, 7):
+            raise ValueError(f"kernel_size must be 3, 5 or 7, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.add_banks(n_styles)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def add_banks(self, n: int, device: torch.device | None = None) -> list[int]:
+        """Append `n` freshly initialised banks (nn.Conv2d's init); returns their indices."""
+        first = len(self)
+        for _ in range(n):
+            conv = nn.Conv2d(FEATURES, FEATURES, self.kernel_size, device=device)
+            self.weights.append(nn.Parameter(conv.weight.detach()))
+            self.biases.append(nn.Parameter(conv.bias.detach()))
+        return list(range(first, first + n))
+
+    def forward(self, features: Tensor, mix: Tensor, mask_on: str = "output") -> Tensor:
+        return bank_conv2d(
+            features,
+            torch.stack(list(self.weights)),
+            torch.stack(list(self.biases)),
+            mix,
+            mask_on=mask_on,
+        )
+
+
+class StyleBankNet(nn.Module):
+    """StyleBank (Chen et al., CVPR 2017): image -> E -> bank(s) -> D -> image.
+
+    Args:
+        n_styles: number of banks K.
+        kernel_size: size of each bank's convolution (3, 5 or 7).
+        style_names: one name per style (default ``style0``, ``style1``, ...).
+    """
+
+    def __init__(
+        self,
+        n_styles: int,
+        kernel_size: int = 3,
+        style_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if n_styles < 0:
+            raise ValueError(f"n_styles must be >= 0, got {n_styles}")
+        names = list(style_names) if style_names is not None else []
+        if style_names is None:
+            names = [f"style{i}" for i in range(n_styles)]
+        if len(names) != n_styles:
+            raise ValueError(f"got {len(names)} style names for {n_styles} styles")
+        self.encoder = Encoder()
+        self.bank = StyleBank(n_styles, kernel_size)
+        self.decoder = Decoder()
+        self.style_names: list[str] = []
+        for name in names:
+            self._add_name(name)
+
+    @property
+    def n_styles(self) -> int:
+        return len(self.bank)
+
+    @property
+    def kernel_size(self) -> int:
+        return self.bank.kernel_size
+
+    def config(self) -> dict:
+        """What it takes to rebuild this network (stored in checkpoints)."""
+        return {"n_styles": self.n_styles, "kernel_size": self.kernel_size}
+
+    def _add_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a style name must be a non-empty string, got {name!r}")
+        if name in self.style_names:
+            raise ValueError(f"style name {name!r} is already used; names: {self.style_names}")
+        self.style_names.append(name)
+
+    def add_styles(self, names: Sequence[str]) -> list[int]:
+        """Append one new (untrained) bank per name; returns the new style indices."""
+        for name in names:
+            self._add_name(name)
+        return self.bank.add_banks(len(names), device=self.encoder[0].weight.device)
+
+    def style_index(self, style: int | str) -> int:
+        """Index of a style given by index or by name."""
+        if isinstance(style, str):
+            if style not in self.style_names:
+                raise KeyError(f"unknown style {style!r}; this model has {self.style_names}")
+            return self.style_names.index(style)
+        index = int(style)
+        if not 0 <= index < self.n_styles:
+            raise IndexError(f"style index {index} is outside [0, {self.n_styles})")
+        return index
+
+    def min_size(self) -> int:
+        """Smallest side the layers can pad by reflection (smaller inputs are padded up)."""
+        return max(8, 4 * (self.kernel_size // 2 + 1))
+
+    def _mix(self, style: StyleSpec, n: int, device: torch.device) -> Tensor:
+        """Turns any accepted `style` into a `bank_conv2d` mix (ids, weights or masks)."""
+        if isinstance(style, (int, str)):
+            return torch.full((n,), self.style_index(style), dtype=torch.long, device=device)
+        if isinstance(style, Mapping):
+            mix = torch.zeros(1, self.n_styles, device=device)
+            for key, weight in style.items():
+                mix[0, self.style_index(key)] += float(weight)
+            return mix
+        if not isinstance(style, Tensor):
+            raise TypeError(
+                "style must be None, an int, a name, a dict {style: weight}, "
+                f"int64 ids [N], weights [N,K] or masks [N,K,h,w]; got {type(style).__name__}"
+            )
+        if not style.is_floating_point():
+            if style.dim() != 1 or style.shape[0] != n:
+                raise ValueError(f"style ids must have shape [{n}], got {list(style.shape)}")
+            return style.to(device=device, dtype=torch.long)
+        if style.dim() not in (2, 4) or style.shape[1] != self.n_styles:
+            raise ValueError(
+                f"style weights must be [N,{self.n_styles}] or masks [N,{self.n_styles},h,w], "
+                f"got {list(style.shape)}"
+            )
+        return style.to(device)
+
+    def forward(self, images: Tensor, style: StyleSpec = None, mask_on: str = "output") -> Tensor:
+        """Stylise `images` [N,3,H,W] (float in [0,1]); the output has the input's size.
+
+        `style` is one of: None (the auto-encoder branch E->D); an int or a name (all images);
+        int64 ids [N] (one style per image); float weights [N,K] or [1,K], or a dict
+        {style: weight} (linear fusion); float masks [N,K,h,w] at any resolution (region
+        fusion, resized to the feature map; `mask_on` as in `bank_conv2d`).
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [N,3,H,W], got {list(images.shape)}")
+        h, w = images.shape[-2:]
+        x = self._pad(images)
+        features = self.encoder(x)
+        if style is not None:
+            mix = self._mix(style, images.shape[0], images.device)
+            if mix.dim() == 4:
+                mix = F.interpolate(mix, size=features.shape[-2:], mode="bilinear", antialias=True)
+            features = self.bank(features, mix, mask_on)
+        return self.decoder(features)[..., :h, :w]
+
+    def _pad(self, images: Tensor) -> Tensor:
+        """Pads bottom/right to a multiple of 4 (and at least `min_size`): two stride-2 layers."""
+        h, w = images.shape[-2:]
+        pad_h = max(-(-h // 4) * 4, self.min_size()) - h
+        pad_w = max(-(-w // 4) * 4, self.min_size()) - w
+        if pad_h == 0 and pad_w == 0:
+            return images
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)

