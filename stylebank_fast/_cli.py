@@ -64,9 +64,9 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Prints `step i/n | losses | steps/s | time left`, at most every `every_s` seconds."""
 
-    def __init__(self, every_s: float = 5.0, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, every_s: float = 5.0, stream: TextIO | None = None) -> None:
         self.every_s = every_s
-        self.stream = stream
+        self.stream = stream  # None: sys.stderr at the time of printing
         self._first_step: int | None = None
         self._last_print = float("-inf")
 
@@ -82,6 +82,6 @@ class Progress:
         left = _duration((steps - step) / rate) if rate > 0 else "?"
         print(
             f"step {step}/{steps} | {terms} | {rate:.2f} steps/s | {left} left",
-            file=self.stream,
+            file=self.stream or sys.stderr,
             flush=True,
         )

@@ -98,13 +98,13 @@ def style_names_for(
 ) -> list[str]:
     """Given names, else the file stems (made unique against `taken` and each other)."""
     if names is not None:
-        clash = sorted(set(names) & set(taken)) or sorted(
-            n for n in names if list(names).count(n) > 1
-        )
-        if clash:
-            raise StyleBankError(
-                f"style name {clash[0]!r} is used twice; give each style its own name"
-            )
+        for i, name in enumerate(names):
+            if name in taken:
+                raise StyleBankError(
+                    f"the model already has a style named {name!r}; choose another"
+                )
+            if name in names[:i]:
+                raise StyleBankError(f"style name {name!r} is given twice")
         return list(names)
     result: list[str] = []
     for path in paths:
@@ -222,7 +222,7 @@ class _Run:
                 self.encoder_grad_norm = _grad_norm(list(model.encoder.parameters()))
         self.optimizer.step()
         self.step += 1
-        return {name: float(value) for name, value in terms.items()}
+        return {name: float(value.detach()) for name, value in terms.items()}
 
     def _rescale_autoencoder_grads(self) -> None:
         """Scale the E, D gradients of the identity loss so that E's gradient has the norm it

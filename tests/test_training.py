@@ -1,0 +1,128 @@
+"""Training: losses fall, (T+1) alternation, exact resume, Ctrl-C, incremental learning."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from stylebank_fast import StyleBankError, TrainConfig, add_styles, load_model, resume, train
+from stylebank_fast.checkpoint import load_checkpoint
+
+
+@pytest.fixture
+def config(content_dir, style_images, vgg16_random_weights) -> TrainConfig:
+    return TrainConfig(
+        content=str(content_dir),
+        styles=[str(p) for p in style_images],
+        loss_net_weights=str(vgg16_random_weights),
+        size=32,
+        batch=2,
+        steps=6,
+        lr=2e-3,
+        checkpoint_every=4,
+    )
+
+
+def _params(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_losses_fall_on_a_synthetic_style(config, tmp_path):
+    config.styles, config.steps, config.lr, config.batch = config.styles[:1], 30, 1e-2, 1
+    result = train(config, tmp_path / "m.sbk")
+    totals = [step["total"] for step in result.losses if "total" in step]
+    assert len(totals) == 20  # T=2: two stylizing steps, then one auto-encoder step
+    assert sum(totals[-4:]) < 0.7 * sum(totals[:4])
+    identity = [step["identity"] for step in result.losses if "identity" in step]
+    assert len(identity) == 10 and all(v > 0 for v in identity)
+
+
+def test_resume_continues_exactly(config, tmp_path):
+    whole = train(config, tmp_path / "whole.sbk")
+    config.steps = 4
+    first = train(config, tmp_path / "part.sbk")
+    rest = resume(tmp_path / "part.sbk", tmp_path / "part.sbk", steps=6)
+    assert rest.step == 6 and len(rest.losses) == 2
+    assert first.losses + rest.losses == whole.losses
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, rest.model.state_dict()[key]), key
+
+
+def test_checkpoints_along_the_way(config, tmp_path):
+    seen = []
+
+    def on_progress(step, steps, losses, seconds):
+        if (tmp_path / "m.sbk").exists():
+            seen.append((step, load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"]))
+
+    train(config, tmp_path / "m.sbk", on_progress=on_progress)
+    assert seen[0] == (5, 4)  # the checkpoint of step 4 exists from then on
+    assert load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"] == 6
+
+
+def test_ctrl_c_saves_and_resumes(config, tmp_path):
+    def interrupt(step, steps, losses, seconds):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train(config, tmp_path / "m.sbk", on_progress=interrupt)
+    assert stopped.interrupted and stopped.step == 2
+    assert load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    rest = resume(tmp_path / "m.sbk", tmp_path / "m.sbk")
+    assert not rest.interrupted and rest.step == 6
+
+
+def test_a_step_moves_only_the_banks_it_used(config, tmp_path):
+    config.styles = config.styles * 3  # 6 banks, batch 2: at most 2 are used
+    config.names = [f"s{i}" for i in range(6)]
+    config.steps = 1
+    torch.manual_seed(config.seed)
+    result = train(config, tmp_path / "m.sbk")
+    torch.manual_seed(config.seed)
+    from stylebank_fast import StyleBankNet
+
+    initial = StyleBankNet(6, style_names=config.names)
+    moved = [
+        i
+        for i in range(6)
+        if not torch.equal(initial.bank.weights[i], result.model.bank.weights[i])
+    ]
+    assert 1 <= len(moved) <= 2
+    assert not torch.equal(initial.encoder[0].weight, result.model.encoder[0].weight)
+
+
+def test_incremental_learning_keeps_old_styles_bitwise(config, tmp_path):
+    config.steps, config.styles = 3, config.styles[:1]
+    base = train(config, tmp_path / "base.sbk").model
+    before = _params(base)
+    x = torch.rand(2, 3, 28, 36)
+    with torch.no_grad():
+        old_output = base(x, 0)
+    new_style = config.styles[0]
+    add = TrainConfig(**{**config.__dict__, "styles": [new_style], "names": ["new"]})
+    result = add_styles(tmp_path / "base.sbk", add, tmp_path / "plus.sbk")
+    model = load_model(tmp_path / "plus.sbk")
+    assert model.style_names == ["stripes", "new"]
+    after = model.state_dict()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key  # E, D and the old bank untouched
+    assert not torch.equal(after["bank.weights.1"], result.model.bank.weights[0])
+    with torch.no_grad():
+        assert torch.equal(model(x, 0), old_output)
+        assert torch.equal(model(x, torch.tensor([0, 1]))[0], old_output[0])
+    # the incremental run resumes like any other
+    more = resume(tmp_path / "plus.sbk", tmp_path / "plus.sbk", steps=4)
+    assert more.step == 4 and all("identity" not in s for s in more.losses)
+    assert torch.equal(more.model.bank.weights[0], model.bank.weights[0])
+
+
+def test_incremental_names_must_be_new(config, tmp_path):
+    config.steps, config.styles = 1, config.styles[:1]
+    train(config, tmp_path / "base.sbk")
+    again = TrainConfig(**{**config.__dict__, "names": ["stripes"]})
+    with pytest.raises(StyleBankError, match="already has a style named 'stripes'"):
+        add_styles(tmp_path / "base.sbk", again, tmp_path / "plus.sbk")
