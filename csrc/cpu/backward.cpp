@@ -15,7 +15,8 @@ constexpr int64_t kChannelBlock = 64;
 template <typename T>
 void fold_reflect(const at::Tensor& padded, at::Tensor& dx, int64_t r) {
   const int64_t H = dx.size(2), W = dx.size(3), Hp = H + 2 * r, Wp = W + 2 * r;
-  at::parallel_for(0, dx.size(0) * dx.size(1), 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / (Hp * Wp));
+  at::parallel_for(0, dx.size(0) * dx.size(1), grain, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const T* src = padded.data_ptr<T>() + plane * Hp * Wp;
       T* dst = dx.data_ptr<T>() + plane * H * W;
@@ -49,7 +50,8 @@ void input_grad_typed(const Problem& p, const at::Tensor& g, at::Tensor& target,
   // Masks on the forward output weight g's pixels here, and the other way round.
   const bool mask_at_source = !p.mask_on_input;
   parallel_jobs(
-      N * per_sample, [&] { return Scratch<T>(banks.depth, C, tiles.th * tiles.tw); },
+      N * per_sample, C * banks.depth * tiles.th * tiles.tw,
+      [&] { return Scratch<T>(banks.depth, C, tiles.th * tiles.tw); },
       [&](int64_t job, Scratch<T>& buf) {
         const int64_t n = job / per_sample;
         const Rect t = tiles[job % per_sample];
@@ -74,7 +76,7 @@ void weight_grad_typed(const Problem& p, const at::Tensor& g, bool need_weight, 
     std::vector<T> cols, grad, product;
   };
   parallel_jobs(
-      B * blocks,
+      B * blocks, std::min(kChannelBlock, Cout) * depth * H * W * N / B,
       [&] {
         return Buffers{std::vector<T>(depth * P_max), std::vector<T>(kChannelBlock * P_max),
                        std::vector<T>(std::is_same_v<T, A> ? 0 : kChannelBlock * depth)};
@@ -137,7 +139,8 @@ void mask_grad_output_typed(const Problem& p, const at::Tensor& g, at::Tensor& d
   const Tiling tiles(0, 0, H, W, true);
   const int64_t per_sample = tiles.count(), P_max = tiles.th * tiles.tw;
   parallel_jobs(
-      N * per_sample, [&] { return Scratch<T>(banks.depth, Cout, P_max); },
+      N * per_sample, B * Cout * banks.depth * P_max,
+      [&] { return Scratch<T>(banks.depth, Cout, P_max); },
       [&](int64_t job, Scratch<T>& buf) {
         const int64_t n = job / per_sample;
         const Rect t = tiles[job % per_sample];

@@ -12,7 +12,7 @@ void forward_typed(const Problem& p, at::Tensor& out) {
   const Tiling tiles(0, 0, H, W, p.per_pixel());
   const int64_t per_sample = tiles.count();
   parallel_jobs(
-      N * per_sample,
+      N * per_sample, banks.rows * banks.depth * tiles.th * tiles.tw,
       [&] { return Scratch<T>(banks.depth, banks.rows, tiles.th * tiles.tw); },
       [&](int64_t job, Scratch<T>& buf) {
         const int64_t n = job / per_sample;

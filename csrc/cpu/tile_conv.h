@@ -234,18 +234,24 @@ void run_tile(const Source<T>& s, int64_t cout, bool mask_at_source,
   store([&](int64_t co, int64_t p) { return buf.acc[co * P + p]; });
 }
 
-// Runs fn(job, scratch) for jobs [0, n) on ATen's thread pool, handing jobs out one at a time
-// (tiles differ in cost with the masks). Each job writes its own outputs, so the result does
-// not depend on which thread ran it.
+// Multiply-adds below which one more thread costs more than it brings.
+constexpr int64_t kWorkPerThread = int64_t(1) << 22;
+
+// Runs fn(job, scratch) for jobs [0, n) of about `job_work` multiply-adds each on ATen's thread
+// pool, handing jobs out one at a time (tiles differ in cost with the masks). Each job writes
+// its own outputs, so the result does not depend on which thread ran it.
 template <typename MakeScratch, typename Fn>
-void parallel_jobs(int64_t n, MakeScratch&& make_scratch, Fn&& fn) {
+void parallel_jobs(int64_t n, int64_t job_work, MakeScratch&& make_scratch, Fn&& fn) {
   std::atomic<int64_t> next{0};
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
-  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+  const int64_t by_work = std::max<int64_t>(1, n * job_work / kWorkPerThread);
+  const int64_t workers = std::min<int64_t>({at::get_num_threads(), n, by_work});
+  auto work = [&](int64_t begin, int64_t end) {
     auto scratch = make_scratch();
     for (int64_t w = begin; w < end; ++w)
       for (int64_t job = next++; job < n; job = next++) fn(job, scratch);
-  });
+  };
+  if (workers <= 1) return work(0, 1);
+  at::parallel_for(0, workers, 1, work);
 }
 
 }  // namespace stylebank_fast::cpu
