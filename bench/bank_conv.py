@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ class Case:
 class Result(Case):
     fused_ms: float
     floor_ms: float
-    naive_ms: Optional[float]
+    naive_ms: float | None
     tflops: float  # achieved by the fused op, counting only the work of one convolution per pixel
 
 
@@ -63,7 +63,7 @@ def block_masks(n: int, k_banks: int, h: int, w: int, overlap: bool, **kw) -> to
     return masks.expand(n, -1, -1, -1).contiguous()
 
 
-def make_mix(case: Case, h: int, w: int, **kw) -> Optional[torch.Tensor]:
+def make_mix(case: Case, h: int, w: int, **kw) -> torch.Tensor | None:
     n, k = case.n, case.k_banks
     if case.form == "plain":
         return None
@@ -119,8 +119,13 @@ def time_case(case: Case, c: int, h: int, w: int, budget_s: float, naive: bool) 
             run(lambda: sb.reference_bank_conv2d(x, weight, bias, mix)), sync, budget_s / 2
         )
     flops = 2 * case.n * c * c * 9 * h * w * (3 if backward else 1)
-    return Result(**asdict(case), fused_ms=fused, floor_ms=floor, naive_ms=naive_ms,
-                  tflops=flops / fused / 1e9)
+    return Result(
+        **asdict(case),
+        fused_ms=fused,
+        floor_ms=floor,
+        naive_ms=naive_ms,
+        tflops=flops / fused / 1e9,
+    )
 
 
 def cases(device: str, quick: bool) -> tuple[list[Case], int, int]:
@@ -156,7 +161,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--channels", type=int, default=128)
@@ -168,28 +173,46 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     info = sb.backend_info()
     if args.device == "cuda" and not (torch.cuda.is_available() and info.get("cuda")):
-        print(f"CUDA benchmark skipped: torch.cuda.is_available()={torch.cuda.is_available()}, "
-              f"backend_info()={info}", file=sys.stderr)
+        print(
+            f"CUDA benchmark skipped: torch.cuda.is_available()={torch.cuda.is_available()}, "
+            f"backend_info()={info}",
+            file=sys.stderr,
+        )
         return 0
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
     todo, h, w = cases(args.device, args.quick)
-    print(f"# bank_conv2d on {args.device}: C=Cout={args.channels}, {h}x{w}, k=3, reflect; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"# bank_conv2d on {args.device}: C=Cout={args.channels}, {h}x{w}, k=3, reflect; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     results = []
     for i, case in enumerate(todo, 1):
         r = time_case(case, args.channels, h, w, args.budget, naive=not args.no_naive)
         results.append(r)
-        print(f"[{i}/{len(todo)}] {case.passes} N={case.n} K={case.k_banks} {case.form}: "
-              f"fused {r.fused_ms:.1f} ms, conv2d {r.floor_ms:.1f} ms", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(todo)}] {case.passes} N={case.n} K={case.k_banks} {case.form}: "
+            f"fused {r.fused_ms:.1f} ms, conv2d {r.floor_ms:.1f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
     print(table(results))
-    path = args.json or os.path.join(os.path.dirname(__file__), "results",
-                                     f"bank_conv_{args.device}.json")
+    path = args.json or os.path.join(
+        os.path.dirname(__file__), "results", f"bank_conv_{args.device}.json"
+    )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"backend": info, "torch": torch.__version__,
-                   "threads": torch.get_num_threads(),
-                   "results": [asdict(r) for r in results]}, f, indent=1)
+        json.dump(
+            {
+                "backend": info,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "results": [asdict(r) for r in results],
+            },
+            f,
+            indent=1,
+        )
     print(f"\nwritten: {path}")
     return 0
 

@@ -33,12 +33,12 @@ std::string backend_info() {
 at::Tensor bank_conv2d(const at::Tensor& x, const at::Tensor& weight,
                        const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
                        const std::string& padding_mode, const std::string& mask_on) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("stylebank_fast::bank_conv2d", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                               const std::optional<at::Tensor>&,
-                                               const std::optional<at::Tensor>&, c10::string_view,
-                                               c10::string_view)>();
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("stylebank_fast::bank_conv2d", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            const std::optional<at::Tensor>&, c10::string_view,
+                            c10::string_view)>();
   return op.call(x, weight, bias, mix, padding_mode, mask_on);
 }
 

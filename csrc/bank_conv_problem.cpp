@@ -44,8 +44,8 @@ MixForm check_mix(const at::Tensor& x, const at::Tensor& mix, int64_t K) {
   const bool lead_ok = mix.dim() > 0 && (mix.size(0) == N || mix.size(0) == 1);
   if (mix.dim() == 2) {
     TORCH_CHECK_VALUE(lead_ok && mix.size(1) == K,
-                      "bank_conv2d: mix of per-sample weights must have shape [N, K] = [", N,
-                      ", ", K, "] (or [1, ", K, "] to broadcast), got ", shape(mix));
+                      "bank_conv2d: mix of per-sample weights must have shape [N, K] = [", N, ", ",
+                      K, "] (or [1, ", K, "] to broadcast), got ", shape(mix));
     return MixForm::SampleWeights;
   }
   TORCH_CHECK_VALUE(mix.dim() == 4,
@@ -62,16 +62,14 @@ MixForm check_mix(const at::Tensor& x, const at::Tensor& mix, int64_t K) {
 }  // namespace
 
 MixForm check_arguments(const at::Tensor& x, const at::Tensor& weight,
-                        const std::optional<at::Tensor>& bias,
-                        const std::optional<at::Tensor>& mix, const std::string& padding_mode,
-                        const std::string& mask_on) {
+                        const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
+                        const std::string& padding_mode, const std::string& mask_on) {
   TORCH_CHECK_VALUE(padding_mode == "reflect" || padding_mode == "zeros",
                     "bank_conv2d: padding_mode must be 'reflect' or 'zeros', got '", padding_mode,
                     "'");
   TORCH_CHECK_VALUE(mask_on == "output" || mask_on == "input",
                     "bank_conv2d: mask_on must be 'output' or 'input', got '", mask_on, "'");
-  TORCH_CHECK_VALUE(x.dim() == 4, "bank_conv2d: x must be 4-D [N, C, H, W], got shape ",
-                    shape(x));
+  TORCH_CHECK_VALUE(x.dim() == 4, "bank_conv2d: x must be 4-D [N, C, H, W], got shape ", shape(x));
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ||
                        x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf,
                    "bank_conv2d: x must be float32, float64, bfloat16 or float16, got ",
@@ -99,8 +97,8 @@ MixForm check_arguments(const at::Tensor& x, const at::Tensor& weight,
   if (bias.has_value()) {
     check_same_place(x, *bias, "bias");
     TORCH_CHECK_VALUE(bias->dim() == 2 && bias->size(0) == K && bias->size(1) == Cout,
-                      "bank_conv2d: bias must have shape [K, Cout] = [", K, ", ", Cout,
-                      "], got ", shape(*bias));
+                      "bank_conv2d: bias must have shape [K, Cout] = [", K, ", ", Cout, "], got ",
+                      shape(*bias));
   }
   if (!mix.has_value()) {
     TORCH_CHECK_VALUE(K == 1, "bank_conv2d: mix=None needs a single bank, but weight has K=", K,

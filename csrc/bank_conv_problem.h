@@ -30,9 +30,8 @@ enum class MixForm { None, Ids, SampleWeights, PixelWeights };
 
 // Validates every argument (the only place that does) and returns the mix form.
 MixForm check_arguments(const at::Tensor& x, const at::Tensor& weight,
-                        const std::optional<at::Tensor>& bias,
-                        const std::optional<at::Tensor>& mix, const std::string& padding_mode,
-                        const std::string& mask_on);
+                        const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
+                        const std::string& padding_mode, const std::string& mask_on);
 
 // One device's fused kernels over a Problem.
 struct Gradients {
@@ -40,8 +39,8 @@ struct Gradients {
 };
 struct DeviceKernels {
   at::Tensor (*forward)(const Problem&);
-  Gradients (*backward)(const Problem& p, const at::Tensor& grad_out, bool need_x,
-                        bool need_weight, bool need_bias, bool need_masks);
+  Gradients (*backward)(const Problem& p, const at::Tensor& grad_out, bool need_x, bool need_weight,
+                        bool need_bias, bool need_masks);
 };
 
 // The device-independent part of the operator: checks, per-sample filter blending and its

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -14,8 +12,8 @@ _OPS = torch.ops.stylebank_fast
 def _bank_conv2d_fake(
     x: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor],
-    mix: Optional[Tensor],
+    bias: Tensor | None,
+    mix: Tensor | None,
     padding_mode: str,
     mask_on: str,
 ) -> Tensor:
@@ -27,13 +25,13 @@ def _bank_conv2d_backward_fake(
     grad_out: Tensor,
     x: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor],
-    mix: Optional[Tensor],
+    bias: Tensor | None,
+    mix: Tensor | None,
     padding_mode: str,
     mask_on: str,
     output_mask: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    def like(t: Optional[Tensor], wanted: bool) -> Tensor:
+    def like(t: Tensor | None, wanted: bool) -> Tensor:
         return x.new_empty(t.shape) if wanted and t is not None else x.new_empty(0)
 
     mix_grad = mix if mix is not None and mix.is_floating_point() else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,7 @@ _BUILD_HINT = (
 try:
     from . import _C  # noqa: F401  (registers torch.ops.stylebank_fast.*)
 
-    _EXTENSION_ERROR: Optional[BaseException] = None
+    _EXTENSION_ERROR: BaseException | None = None
 except (ImportError, OSError) as error:  # missing, or built against another torch
     _EXTENSION_ERROR = error
     warnings.warn(
@@ -53,8 +52,8 @@ def backend_info() -> dict:
 def reference_bank_conv2d(
     x: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor] = None,
-    mix: Optional[Tensor] = None,
+    bias: Tensor | None = None,
+    mix: Tensor | None = None,
     *,
     padding_mode: str = "reflect",
     mask_on: str = "output",
@@ -91,8 +90,8 @@ def reference_bank_conv2d(
 def bank_conv2d(
     x: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor] = None,
-    mix: Optional[Tensor] = None,
+    bias: Tensor | None = None,
+    mix: Tensor | None = None,
     *,
     padding_mode: str = "reflect",
     mask_on: str = "output",

@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 import torch
+from conftest import FORMS, make_problem, requires_extension
 
 import stylebank_fast as sb
-from conftest import FORMS, make_problem, requires_extension
 
 pytestmark = requires_extension
 
@@ -24,7 +24,9 @@ def compare_with_reference(x, weight, bias, mix, padding_mode, mask_on, tol=1e-1
     out = sb.bank_conv2d(x, weight, bias, mix, **kwargs)
     grad = torch.randn_like(out)
     got = torch.autograd.grad(out, inputs, grad)
-    want = torch.autograd.grad(sb.reference_bank_conv2d(x, weight, bias, mix, **kwargs), inputs, grad)
+    want = torch.autograd.grad(
+        sb.reference_bank_conv2d(x, weight, bias, mix, **kwargs), inputs, grad
+    )
     for name, a, b in zip(("x", "weight", "bias", "mix"), got, want):
         assert a.shape == b.shape, name
         err = (a - b).abs().max().item()
@@ -63,7 +65,9 @@ def test_gradients_float32(form):
 def test_gradients_tiny_reflect(h, w, k, form):
     x, weight, bias, mix = make_problem(form, n=1, c=2, c_out=3, h=h, w=w, k=k)
     compare_with_reference(x, weight, bias, mix, "reflect", "input")
-    compare_with_reference(*make_problem(form, n=1, c=2, c_out=3, h=h, w=w, k=k), "reflect", "output")
+    compare_with_reference(
+        *make_problem(form, n=1, c=2, c_out=3, h=h, w=w, k=k), "reflect", "output"
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,13 @@ def test_only_requested_gradients():
     assert weight.grad is None and dx.shape == x.shape
     # The backward op returns empty tensors for what was not asked for.
     grads = torch.ops.stylebank_fast.bank_conv2d_backward(
-        torch.ones_like(out), x.detach(), weight, bias, mix, "reflect", "output",
+        torch.ones_like(out),
+        x.detach(),
+        weight,
+        bias,
+        mix,
+        "reflect",
+        "output",
         [False, True, False, False],
     )
     assert [g.numel() == 0 for g in grads] == [True, False, True, True]

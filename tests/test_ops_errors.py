@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import torch
+from conftest import make_problem, requires_extension
 
 import stylebank_fast as sb
-from conftest import make_problem, requires_extension
 
 x, weight, bias, _ = make_problem("ids", n=2, c=5, c_out=7, h=9, w=11, banks=3, dtype=torch.float32)
 ids = torch.tensor([0, 2])
@@ -16,28 +16,106 @@ ids = torch.tensor([0, 2])
 CASES = [
     # (description, args, kwargs, error type, words the message must hold)
     ("x not 4-D", (x[0], weight, bias, ids), {}, ValueError, ["x must be 4-D", "[5, 9, 11]"]),
-    ("weight not 5-D", (x, weight[0], bias, ids), {}, ValueError, ["weight must be 5-D", "[7, 5, 3, 3]"]),
+    (
+        "weight not 5-D",
+        (x, weight[0], bias, ids),
+        {},
+        ValueError,
+        ["weight must be 5-D", "[7, 5, 3, 3]"],
+    ),
     ("C mismatch", (x[:, :4], weight, bias, ids), {}, ValueError, ["C=5", "C=4"]),
-    ("even k", (x, torch.randn(3, 7, 5, 4, 4), bias, ids), {}, ValueError, ["odd", "[3, 7, 5, 4, 4]"]),
-    ("k too large", (x, torch.randn(3, 7, 5, 9, 9), bias, ids), {}, ValueError, ["{1, 3, 5, 7}", "[3, 7, 5, 9, 9]"]),
-    ("non-square k", (x, torch.randn(3, 7, 5, 3, 5), bias, ids), {}, ValueError, ["square", "[3, 7, 5, 3, 5]"]),
+    (
+        "even k",
+        (x, torch.randn(3, 7, 5, 4, 4), bias, ids),
+        {},
+        ValueError,
+        ["odd", "[3, 7, 5, 4, 4]"],
+    ),
+    (
+        "k too large",
+        (x, torch.randn(3, 7, 5, 9, 9), bias, ids),
+        {},
+        ValueError,
+        ["{1, 3, 5, 7}", "[3, 7, 5, 9, 9]"],
+    ),
+    (
+        "non-square k",
+        (x, torch.randn(3, 7, 5, 3, 5), bias, ids),
+        {},
+        ValueError,
+        ["square", "[3, 7, 5, 3, 5]"],
+    ),
     ("bias K mismatch", (x, weight, bias[:2], ids), {}, ValueError, ["bias", "[3, 7]", "[2, 7]"]),
-    ("id too large", (x, weight, bias, torch.tensor([0, 3])), {}, IndexError, ["style id 3", "K=3"]),
+    (
+        "id too large",
+        (x, weight, bias, torch.tensor([0, 3])),
+        {},
+        IndexError,
+        ["style id 3", "K=3"],
+    ),
     ("id negative", (x, weight, bias, torch.tensor([-1, 0])), {}, IndexError, ["style id -1"]),
-    ("ids wrong length", (x, weight, bias, torch.tensor([0, 1, 2])), {}, ValueError, ["[N] = [2]", "[3]"]),
+    (
+        "ids wrong length",
+        (x, weight, bias, torch.tensor([0, 1, 2])),
+        {},
+        ValueError,
+        ["[N] = [2]", "[3]"],
+    ),
     ("ids int32", (x, weight, bias, ids.int()), {}, TypeError, ["int64", "Int"]),
     ("mix=None with K>1", (x, weight, bias, None), {}, ValueError, ["K=3", "mix=None"]),
-    ("weights wrong K", (x, weight, bias, torch.rand(2, 4)), {}, ValueError, ["[N, K] = [2, 3]", "[2, 4]"]),
-    ("weights wrong N", (x, weight, bias, torch.rand(3, 3)), {}, ValueError, ["[N, K] = [2, 3]", "[3, 3]"]),
-    ("masks wrong size", (x, weight, bias, torch.rand(2, 3, 9, 10)), {}, ValueError, ["[2, 3, 9, 11]", "[2, 3, 9, 10]"]),
-    ("mix 3-D", (x, weight, bias, torch.rand(2, 3, 9)), {}, ValueError, ["[N, K, H, W]", "[2, 3, 9]"]),
+    (
+        "weights wrong K",
+        (x, weight, bias, torch.rand(2, 4)),
+        {},
+        ValueError,
+        ["[N, K] = [2, 3]", "[2, 4]"],
+    ),
+    (
+        "weights wrong N",
+        (x, weight, bias, torch.rand(3, 3)),
+        {},
+        ValueError,
+        ["[N, K] = [2, 3]", "[3, 3]"],
+    ),
+    (
+        "masks wrong size",
+        (x, weight, bias, torch.rand(2, 3, 9, 10)),
+        {},
+        ValueError,
+        ["[2, 3, 9, 11]", "[2, 3, 9, 10]"],
+    ),
+    (
+        "mix 3-D",
+        (x, weight, bias, torch.rand(2, 3, 9)),
+        {},
+        ValueError,
+        ["[N, K, H, W]", "[2, 3, 9]"],
+    ),
     ("dtype mix", (x, weight.double(), bias, ids), {}, TypeError, ["weight", "Double", "Float"]),
     ("dtype of bias", (x, weight, bias.double(), ids), {}, TypeError, ["bias", "Double"]),
-    ("reflect too large", (x[:, :, :3], torch.randn(3, 7, 5, 7, 7), bias, ids), {}, ValueError, ["reflect padding of 3", "3x11", "zeros"]),
-    ("padding_mode", (x, weight, bias, ids), {"padding_mode": "circular"}, ValueError, ["padding_mode", "circular"]),
+    (
+        "reflect too large",
+        (x[:, :, :3], torch.randn(3, 7, 5, 7, 7), bias, ids),
+        {},
+        ValueError,
+        ["reflect padding of 3", "3x11", "zeros"],
+    ),
+    (
+        "padding_mode",
+        (x, weight, bias, ids),
+        {"padding_mode": "circular"},
+        ValueError,
+        ["padding_mode", "circular"],
+    ),
     ("mask_on", (x, weight, bias, ids), {"mask_on": "middle"}, ValueError, ["mask_on", "middle"]),
     ("integer x", (x.long(), weight, bias, ids), {}, TypeError, ["x must be float32"]),
-    ("float16 on the CPU", (x.half(), weight.half(), bias.half(), ids), {}, TypeError, ["float16", "CUDA"]),
+    (
+        "float16 on the CPU",
+        (x.half(), weight.half(), bias.half(), ids),
+        {},
+        TypeError,
+        ["float16", "CUDA"],
+    ),
 ]
 
 
@@ -57,7 +135,13 @@ def test_mixed_devices():
     meta = torch.empty(3, 7, 5, 3, 3, device="meta")
     with pytest.raises(ValueError, match="weight is on meta but x is on cpu"):
         torch.ops.stylebank_fast.bank_conv2d.default.redispatch(
-            torch._C.DispatchKeySet(torch._C.DispatchKey.CPU), x, meta, None, ids, "reflect", "output"
+            torch._C.DispatchKeySet(torch._C.DispatchKey.CPU),
+            x,
+            meta,
+            None,
+            ids,
+            "reflect",
+            "output",
         )
 
 
@@ -65,8 +149,9 @@ def run_without_extension(code: str, allow_reference: bool) -> subprocess.Comple
     # A None entry in sys.modules makes `from . import _C` raise ImportError.
     prelude = "import sys; sys.modules['stylebank_fast._C'] = None\n"
     env = dict(os.environ, STYLEBANK_FAST_ALLOW_REFERENCE="1" if allow_reference else "0")
-    return subprocess.run([sys.executable, "-c", prelude + code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_missing_extension_says_how_to_build():

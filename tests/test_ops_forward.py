@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 import torch
+from conftest import FORMS, make_problem, requires_extension
 
 import stylebank_fast as sb
-from conftest import FORMS, make_problem, requires_extension
 
 pytestmark = requires_extension
 
@@ -16,7 +16,10 @@ TOL = {torch.float64: 1e-10, torch.float32: 2e-4, torch.bfloat16: 6e-2}
 def check_forward(x, weight, bias, mix, padding_mode, mask_on, dtype=torch.float64):
     out = sb.bank_conv2d(x, weight, bias, mix, padding_mode=padding_mode, mask_on=mask_on)
     # The reference in float64 is the specification.
-    up = [None if t is None else (t.double() if t.is_floating_point() else t) for t in (x, weight, bias, mix)]
+    up = [
+        None if t is None else (t.double() if t.is_floating_point() else t)
+        for t in (x, weight, bias, mix)
+    ]
     ref = sb.reference_bank_conv2d(*up, padding_mode=padding_mode, mask_on=mask_on)
     assert out.shape == ref.shape and out.dtype == x.dtype
     scale = ref.abs().max().item()
@@ -58,8 +61,14 @@ def test_broadcast_mix(form, mask_on):
 
 @pytest.mark.parametrize(
     "h,w,k,padding_mode",
-    [(1, 1, 1, "reflect"), (2, 2, 3, "reflect"), (4, 5, 7, "reflect"), (1, 3, 7, "zeros"),
-     (2, 1, 5, "zeros"), (3, 4, 5, "reflect")],
+    [
+        (1, 1, 1, "reflect"),
+        (2, 2, 3, "reflect"),
+        (4, 5, 7, "reflect"),
+        (1, 3, 7, "zeros"),
+        (2, 1, 5, "zeros"),
+        (3, 4, 5, "reflect"),
+    ],
 )
 @pytest.mark.parametrize("form", FORMS)
 def test_tiny_images(h, w, k, padding_mode, form):
@@ -93,7 +102,9 @@ def test_hard_masks_equal_single_bank_convolutions():
     for b in range(3):
         single = sb.bank_conv2d(x, weight[b : b + 1], bias[b : b + 1])
         sel = region == b
-        assert torch.allclose(out.permute(0, 2, 3, 1)[sel], single.permute(0, 2, 3, 1)[sel], atol=1e-12)
+        assert torch.allclose(
+            out.permute(0, 2, 3, 1)[sel], single.permute(0, 2, 3, 1)[sel], atol=1e-12
+        )
 
 
 def test_zero_mix_gives_zero_and_empty_batch():

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import FORMS, make_problem, requires_extension
 
 import stylebank_fast as sb
-from conftest import FORMS, make_problem, requires_extension
 
 pytestmark = requires_extension
 

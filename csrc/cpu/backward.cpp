@@ -20,7 +20,8 @@ void fold_reflect(const at::Tensor& padded, at::Tensor& dx, int64_t r) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const T* src = padded.data_ptr<T>() + plane * Hp * Wp;
       T* dst = dx.data_ptr<T>() + plane * H * W;
-      for (int64_t y = 0; y < H; ++y) std::memcpy(dst + y * W, src + (y + r) * Wp + r, W * sizeof(T));
+      for (int64_t y = 0; y < H; ++y)
+        std::memcpy(dst + y * W, src + (y + r) * Wp + r, W * sizeof(T));
       auto add = [&](int64_t Y, int64_t X) {
         T& to = dst[reflect_index(Y - r, H) * W + reflect_index(X - r, W)];
         to = to + src[Y * Wp + X];
@@ -164,8 +165,7 @@ void mask_grad_output_typed(const Problem& p, const at::Tensor& g, at::Tensor& d
           }
           T* out = dm.data_ptr<T>() + (n * B + b) * H * W;
           for (int64_t y = 0; y < t.h; ++y)
-            for (int64_t x = 0; x < t.w; ++x)
-              out[(t.y0 + y) * W + t.x0 + x] = T(sum[y * t.w + x]);
+            for (int64_t x = 0; x < t.w; ++x) out[(t.y0 + y) * W + t.x0 + x] = T(sum[y * t.w + x]);
         }
       });
 }
@@ -175,10 +175,10 @@ void mask_grad_output_typed(const Problem& p, const at::Tensor& g, at::Tensor& d
 at::Tensor input_grad(const Problem& p, const at::Tensor& g) {
   const int64_t ext = p.reflect ? p.radius() : 0;
   at::Tensor dx = at::empty_like(p.x);
-  at::Tensor target = ext ? at::empty({p.x.size(0), p.x.size(1), p.x.size(2) + 2 * ext,
-                                       p.x.size(3) + 2 * ext},
-                                      p.x.options())
-                          : dx;
+  at::Tensor target =
+      ext ? at::empty({p.x.size(0), p.x.size(1), p.x.size(2) + 2 * ext, p.x.size(3) + 2 * ext},
+                      p.x.options())
+          : dx;
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_input_grad", [&] {
     input_grad_typed<scalar_t>(p, g, target, ext);
     if (ext) fold_reflect<scalar_t>(target, dx, ext);
@@ -193,8 +193,9 @@ std::pair<at::Tensor, at::Tensor> weight_grad(const Problem& p, const at::Tensor
   const auto acc = p.x.options().dtype(acc_type);
   at::Tensor dw = need_weight ? at::zeros(p.weight.sizes(), acc) : at::Tensor();
   at::Tensor db = need_bias ? at::zeros({p.weight.size(0), p.weight.size(1)}, acc) : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_weight_grad",
-                                 [&] { weight_grad_typed<scalar_t>(p, g, need_weight, need_bias, dw, db); });
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_weight_grad", [&] {
+    weight_grad_typed<scalar_t>(p, g, need_weight, need_bias, dw, db);
+  });
   const auto to_input_type = [&](const at::Tensor& t) {
     return t.defined() ? t.to(p.x.scalar_type()) : t;
   };

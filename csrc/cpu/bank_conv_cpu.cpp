@@ -10,7 +10,8 @@ Gradients backward(const Problem& p, const at::Tensor& g, bool need_x, bool need
                    bool need_bias, bool need_masks) {
   Gradients out;
   if (need_x) out.x = input_grad(p, g);
-  if (need_weight || need_bias) std::tie(out.weight, out.bias) = weight_grad(p, g, need_weight, need_bias);
+  if (need_weight || need_bias)
+    std::tie(out.weight, out.bias) = weight_grad(p, g, need_weight, need_bias);
   if (need_masks) out.masks = mask_grad(p, g);
   return out;
 }

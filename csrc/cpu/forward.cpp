@@ -19,16 +19,16 @@ void forward_typed(const Problem& p, at::Tensor& out) {
         const Rect t = tiles[job % per_sample];
         const Source<T> s{p.x.data_ptr<T>() + n * C * H * W, C, H, W, p.ksize(), p.reflect};
         const Target<T> out_n{out.data_ptr<T>() + n * banks.rows * H * W, H, W, 0};
-        run_tile(s, banks.rows, p.mask_on_input, banks.active(n, t, s, p.mask_on_input), t,
-                 out_n, buf);
+        run_tile(s, banks.rows, p.mask_on_input, banks.active(n, t, s, p.mask_on_input), t, out_n,
+                 buf);
       });
 }
 
 }  // namespace
 
 at::Tensor forward(const Problem& p) {
-  at::Tensor out = at::empty({p.x.size(0), p.weight.size(1), p.x.size(2), p.x.size(3)},
-                             p.x.options());
+  at::Tensor out =
+      at::empty({p.x.size(0), p.weight.size(1), p.x.size(2), p.x.size(3)}, p.x.options());
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_cpu",
                                  [&] { forward_typed<scalar_t>(p, out); });
   return out;

@@ -72,7 +72,7 @@ struct Source {
 template <typename T>
 void gather_columns(const Source<T>& s, const T* mask, const Rect& t, T* cols) {
   const int64_t k = s.k, r = s.radius(), P = t.pixels();
-  std::vector<int64_t> sx(k * t.w);  // source column of each (dx, j)
+  std::vector<int64_t> sx(k * t.w);           // source column of each (dx, j)
   std::vector<int64_t> run_lo(k), run_hi(k);  // the in-image run of j, copied in one go
   for (int64_t dx = 0; dx < k; ++dx) {
     const int64_t shift = t.x0 + dx - r;
