@@ -6,7 +6,7 @@ from .checkpoint import export_style, import_style, load_model, save_model
 from .errors import CheckpointError, DataError, StyleBankError, WeightsError
 from .model import StyleBankNet
 from .ops import backend_info, bank_conv2d, extension_available, reference_bank_conv2d
-from .training import TrainConfig, TrainResult, add_styles, resume, train
+from .training import TrainConfig, TrainResult, add_styles, resume_training, train_model
 
 __version__ = "0.1.0"
 
@@ -26,7 +26,7 @@ __all__ = [
     "import_style",
     "load_model",
     "reference_bank_conv2d",
-    "resume",
+    "resume_training",
     "save_model",
-    "train",
+    "train_model",
 ]

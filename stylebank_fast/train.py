@@ -10,7 +10,7 @@ from dataclasses import fields
 from ._cli import EXIT_INTERRUPTED, Progress, resolve_device, run_cli
 from .errors import StyleBankError
 from .losses import LOSS_NETWORKS
-from .training import TrainConfig, TrainResult, resume, train
+from .training import TrainConfig, TrainResult, resume_training, train_model
 
 # Defaults live in TrainConfig; options default to None so that "not given" is visible.
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     progress = Progress()
     if args.resume:
         steps = settings.pop("steps", None)
-        result = resume(
+        result = resume_training(
             args.resume,
             args.out,
             steps=steps,
@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         ]
         if missing:
             raise StyleBankError(f"{' and '.join(missing)} needed (or --resume MODEL)")
-        result = train(TrainConfig(**settings), args.out, device=device, on_progress=progress)
+        result = train_model(TrainConfig(**settings), args.out, device=device, on_progress=progress)
     return report(result, args.out)
 
 

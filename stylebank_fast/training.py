@@ -28,9 +28,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "add_styles",
-    "resume",
+    "resume_training",
     "style_names_for",
-    "train",
+    "train_model",
 ]
 
 # on_progress(step, steps, losses, seconds): called after every step; `step` counts from 1.
@@ -251,7 +251,7 @@ class _Run:
         return TrainResult(self.model.cpu(), self.step, stop.requested, history)
 
 
-def train(
+def train_model(
     config: TrainConfig,
     out: PathLike,
     *,
@@ -290,7 +290,7 @@ def add_styles(
     return _Run(model, config, torch.device(device)).run(out, on_progress)
 
 
-def resume(
+def resume_training(
     path: PathLike,
     out: PathLike,
     *,

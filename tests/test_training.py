@@ -8,7 +8,14 @@ import signal
 import pytest
 import torch
 
-from stylebank_fast import StyleBankError, TrainConfig, add_styles, load_model, resume, train
+from stylebank_fast import (
+    StyleBankError,
+    TrainConfig,
+    add_styles,
+    load_model,
+    resume_training,
+    train_model,
+)
 from stylebank_fast.checkpoint import load_checkpoint
 
 
@@ -32,7 +39,7 @@ def _params(model) -> dict:
 
 def test_losses_fall_on_a_synthetic_style(config, tmp_path):
     config.styles, config.steps, config.lr, config.batch = config.styles[:1], 30, 1e-2, 1
-    result = train(config, tmp_path / "m.sbk")
+    result = train_model(config, tmp_path / "m.sbk")
     totals = [step["total"] for step in result.losses if "total" in step]
     assert len(totals) == 20  # T=2: two stylizing steps, then one auto-encoder step
     assert sum(totals[-4:]) < 0.7 * sum(totals[:4])
@@ -41,10 +48,10 @@ def test_losses_fall_on_a_synthetic_style(config, tmp_path):
 
 
 def test_resume_continues_exactly(config, tmp_path):
-    whole = train(config, tmp_path / "whole.sbk")
+    whole = train_model(config, tmp_path / "whole.sbk")
     config.steps = 4
-    first = train(config, tmp_path / "part.sbk")
-    rest = resume(tmp_path / "part.sbk", tmp_path / "part.sbk", steps=6)
+    first = train_model(config, tmp_path / "part.sbk")
+    rest = resume_training(tmp_path / "part.sbk", tmp_path / "part.sbk", steps=6)
     assert rest.step == 6 and len(rest.losses) == 2
     assert first.losses + rest.losses == whole.losses
     for key, value in whole.model.state_dict().items():
@@ -58,7 +65,7 @@ def test_checkpoints_along_the_way(config, tmp_path):
         if (tmp_path / "m.sbk").exists():
             seen.append((step, load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"]))
 
-    train(config, tmp_path / "m.sbk", on_progress=on_progress)
+    train_model(config, tmp_path / "m.sbk", on_progress=on_progress)
     assert seen[0] == (5, 4)  # the checkpoint of step 4 exists from then on
     assert load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"] == 6
 
@@ -68,11 +75,11 @@ def test_ctrl_c_saves_and_resumes(config, tmp_path):
         if step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    stopped = train(config, tmp_path / "m.sbk", on_progress=interrupt)
+    stopped = train_model(config, tmp_path / "m.sbk", on_progress=interrupt)
     assert stopped.interrupted and stopped.step == 2
     assert load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    rest = resume(tmp_path / "m.sbk", tmp_path / "m.sbk")
+    rest = resume_training(tmp_path / "m.sbk", tmp_path / "m.sbk")
     assert not rest.interrupted and rest.step == 6
 
 
@@ -81,7 +88,7 @@ def test_a_step_moves_only_the_banks_it_used(config, tmp_path):
     config.names = [f"s{i}" for i in range(6)]
     config.steps = 1
     torch.manual_seed(config.seed)
-    result = train(config, tmp_path / "m.sbk")
+    result = train_model(config, tmp_path / "m.sbk")
     torch.manual_seed(config.seed)
     from stylebank_fast import StyleBankNet
 
@@ -97,7 +104,7 @@ def test_a_step_moves_only_the_banks_it_used(config, tmp_path):
 
 def test_incremental_learning_keeps_old_styles_bitwise(config, tmp_path):
     config.steps, config.styles = 3, config.styles[:1]
-    base = train(config, tmp_path / "base.sbk").model
+    base = train_model(config, tmp_path / "base.sbk").model
     before = _params(base)
     x = torch.rand(2, 3, 28, 36)
     with torch.no_grad():
@@ -115,14 +122,33 @@ def test_incremental_learning_keeps_old_styles_bitwise(config, tmp_path):
         assert torch.equal(model(x, 0), old_output)
         assert torch.equal(model(x, torch.tensor([0, 1]))[0], old_output[0])
     # the incremental run resumes like any other
-    more = resume(tmp_path / "plus.sbk", tmp_path / "plus.sbk", steps=4)
+    more = resume_training(tmp_path / "plus.sbk", tmp_path / "plus.sbk", steps=4)
     assert more.step == 4 and all("identity" not in s for s in more.losses)
     assert torch.equal(more.model.bank.weights[0], model.bank.weights[0])
 
 
 def test_incremental_names_must_be_new(config, tmp_path):
     config.steps, config.styles = 1, config.styles[:1]
-    train(config, tmp_path / "base.sbk")
+    train_model(config, tmp_path / "base.sbk")
     again = TrainConfig(**{**config.__dict__, "names": ["stripes"]})
     with pytest.raises(StyleBankError, match="already has a style named 'stripes'"):
         add_styles(tmp_path / "base.sbk", again, tmp_path / "plus.sbk")
+
+
+def test_autoencoder_gradients_rescaled_to_the_stylizing_norm(config, tmp_path, monkeypatch):
+    from stylebank_fast import training
+
+    seen = []
+    original = training._Run._rescale_autoencoder_grads
+
+    def record(run):
+        original(run)
+        seen.append(
+            (training._grad_norm(list(run.model.encoder.parameters())), run.encoder_grad_norm)
+        )
+
+    monkeypatch.setattr(training._Run, "_rescale_autoencoder_grads", record)
+    config.steps, config.ae_grad_rescale = 3, True
+    train_model(config, tmp_path / "m.sbk")
+    ((after, target),) = seen  # steps 0, 1 stylize; step 2 is the auto-encoder step
+    assert target > 0 and after == pytest.approx(target, rel=1e-4)
