@@ -95,9 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ae-grad-rescale",
-        action="store_const",
-        const=True,
-        help="the paper's rescaling of the auto-encoder gradients",
+        action=argparse.BooleanOptionalAction,
+        help="the paper's rescaling of the auto-encoder gradients (default on)",
     )
     parser.add_argument(
         "--kernel-size", type=int, choices=(3, 5, 7), help="bank kernel size (default 3)"

@@ -58,7 +58,9 @@ class TrainConfig:
     lr_decay: float = 0.8  # multiply the learning rate by this every `lr_decay_every` steps
     lr_decay_every: int = 5000
     T: int = 2  # stylizing steps per auto-encoder step
-    ae_grad_rescale: bool = False  # the paper's rescaling of the auto-encoder gradients
+    # the paper's rescaling of the auto-encoder gradients; without it Adam's shared moments,
+    # dominated by the stylizing loss, leave the auto-encoder steps too small (docs/training.md)
+    ae_grad_rescale: bool = True
     content_weight: float = 1.0
     style_weight: float = 100.0
     tv_weight: float = 10.0

