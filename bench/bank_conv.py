@@ -74,12 +74,14 @@ def make_mix(case: Case, h: int, w: int, **kw) -> torch.Tensor | None:
     return torch.softmax(torch.randn(n, k, **kw), dim=1)
 
 
-def median_ms(fn: Callable[[], object], sync: Callable[[], None], budget_s: float) -> float:
+def median_ms(
+    fn: Callable[[], object], sync: Callable[[], None], budget_s: float, min_reps: int = 3
+) -> float:
     fn()  # warm-up (and cuDNN's algorithm search)
     sync()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < budget_s and len(times) < 25):
+    while len(times) < min_reps or (time.perf_counter() - start < budget_s and len(times) < 25):
         t0 = time.perf_counter()
         fn()
         sync()
@@ -116,7 +118,7 @@ def time_case(case: Case, c: int, h: int, w: int, budget_s: float, naive: bool) 
     naive_ms = None
     if naive:
         naive_ms = median_ms(
-            run(lambda: sb.reference_bank_conv2d(x, weight, bias, mix)), sync, budget_s / 2
+            run(lambda: sb.reference_bank_conv2d(x, weight, bias, mix)), sync, budget_s / 2, 1
         )
     flops = 2 * case.n * c * c * 9 * h * w * (3 if backward else 1)
     return Result(

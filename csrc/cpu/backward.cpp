@@ -94,12 +94,7 @@ void weight_grad_typed(const Problem& p, const at::Tensor& g, bool need_weight, 
           const T* gn = g.data_ptr<T>() + (n * Cout + co0) * H * W;
           for (int64_t i = 0; i < tiles.count(); ++i) {
             const Rect t = tiles[i];
-            const bool active =
-                !mask || (p.mask_on_input
-                              ? mask_active(mask, H, W, t, s.radius(),
-                                            [&](int64_t v, int64_t len) { return s.map(v, len); })
-                              : mask_active(mask, H, W, t, 0, reflect_index));
-            if (!active) continue;
+            if (mask && !banks.is_active(mask, t, s, p.mask_on_input)) continue;
             const int64_t P = t.pixels();
             // The GEMM's left side: g, times the mask where the mask weighted the output.
             for (int64_t co = 0; co < cb; ++co) {

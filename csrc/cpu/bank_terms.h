@@ -37,20 +37,22 @@ struct BankSet {
     return {weight + b * rows * depth, bias ? bias + b * rows : nullptr, mask};
   }
 
-  // The banks whose weight is non-zero somewhere the tile's result depends on: over the tile
-  // for masks on the output, over the tile and its halo when masks weight the source pixels.
+  // Is the mask of (n, b) non-zero somewhere the tile's result depends on: over the tile for
+  // masks on the output, over the tile and its halo when masks weight the source pixels?
+  bool is_active(const T* m, const Rect& t, const Source<T>& s, bool mask_at_source) const {
+    const int64_t H = p.masks.size(2), W = p.masks.size(3);
+    if (!mask_at_source) return mask_active(m, H, W, t, 0, reflect_index);
+    return mask_active(m, H, W, t, s.radius(),
+                       [&](int64_t i, int64_t len) { return s.map(i, len); });
+  }
+
   std::vector<BankTerm<T>> active(int64_t n, const Rect& t, const Source<T>& s,
                                   bool mask_at_source) const {
     if (!p.per_pixel()) return {term(p.bank_of[n], nullptr)};
     std::vector<BankTerm<T>> terms;
-    const int64_t H = p.masks.size(2), W = p.masks.size(3);
     for (int64_t b = 0; b < p.masks.size(1); ++b) {
       const T* m = mask(n, b);
-      const bool on = mask_at_source
-                          ? mask_active(m, H, W, t, s.radius(),
-                                        [&](int64_t i, int64_t len) { return s.map(i, len); })
-                          : mask_active(m, H, W, t, 0, reflect_index);
-      if (on) terms.push_back(term(b, m));
+      if (is_active(m, t, s, mask_at_source)) terms.push_back(term(b, m));
     }
     return terms;
   }
