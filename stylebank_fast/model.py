@@ -183,24 +183,37 @@ class StyleBankNet(nn.Module):
             )
         return style.to(device)
 
-    def forward(self, images: Tensor, style: StyleSpec = None, mask_on: str = "output") -> Tensor:
+    def encode(self, images: Tensor) -> Tensor:
+        """Encoder features [N,128,h,w] of `images` [N,3,H,W], padded as `forward` pads them:
+        feature pixel (i, j) covers image pixels [4i, 4i+4) x [4j, 4j+4)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [N,3,H,W], got {list(images.shape)}")
+        return self.encoder(self._pad(images))
+
+    def forward(
+        self,
+        images: Tensor,
+        style: StyleSpec = None,
+        mask_on: str = "output",
+        strength: float = 1.0,
+    ) -> Tensor:
         """Stylise `images` [N,3,H,W] (float in [0,1]); the output has the input's size.
 
         `style` is one of: None (the auto-encoder branch E->D); an int or a name (all images);
         int64 ids [N] (one style per image); float weights [N,K] or [1,K], or a dict
         {style: weight} (linear fusion); float masks [N,K,h,w] at any resolution (region
         fusion, resized to the feature map; `mask_on` as in `bank_conv2d`).
+        `strength` blends the banks' features with the encoder's before decoding:
+        1 is the full style, 0 the auto-encoder's reconstruction.
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be [N,3,H,W], got {list(images.shape)}")
         h, w = images.shape[-2:]
-        x = self._pad(images)
-        features = self.encoder(x)
+        features = self.encode(images)
         if style is not None:
             mix = self._mix(style, images.shape[0], images.device)
             if mix.dim() == 4:
                 mix = F.interpolate(mix, size=features.shape[-2:], mode="bilinear", antialias=True)
-            features = self.bank(features, mix, mask_on)
+            styled = self.bank(features, mix, mask_on)
+            features = styled if strength == 1 else torch.lerp(features, styled, strength)
         return self.decoder(features)[..., :h, :w]
 
     def _pad(self, images: Tensor) -> Tensor:
