@@ -6,6 +6,7 @@ from .checkpoint import export_style, import_style, load_model, save_model
 from .errors import CheckpointError, DataError, StyleBankError, WeightsError
 from .model import StyleBankNet
 from .ops import backend_info, bank_conv2d, extension_available, reference_bank_conv2d
+from .stylizer import Stylizer
 from .training import TrainConfig, TrainResult, add_styles, resume_training, train_model
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __all__ = [
     "DataError",
     "StyleBankError",
     "StyleBankNet",
+    "Stylizer",
     "TrainConfig",
     "TrainResult",
     "WeightsError",

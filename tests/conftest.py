@@ -129,3 +129,18 @@ def efficientnet_random_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("effnet") / "efficientnet-lite0-random.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+# --- Stylization tests: a tiny random model with named styles, saved to disk ---
+
+STYLE_NAMES = ("starry_night", "great_wave", "mosaic")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A random-weight StyleBankNet with three named styles, saved with `save_model`."""
+    torch.manual_seed(0)
+    model = sb.StyleBankNet(len(STYLE_NAMES), style_names=STYLE_NAMES)
+    path = tmp_path_factory.mktemp("model") / "tiny.sbk"
+    sb.save_model(model, path)
+    return path

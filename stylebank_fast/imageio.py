@@ -1,0 +1,88 @@
+"""Reading and writing images for stylization: EXIF-aware RGB loading, atomic saving."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from .errors import DataError, StyleBankError
+
+__all__ = ["open_image", "image_format", "save_image", "to_tensor", "to_pil"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def open_image(path: PathLike, max_size: int | None = None, mode: str = "RGB") -> Image.Image:
+    """An image file as a PIL image in `mode` ("RGB", or None to keep the file's own mode),
+    turned upright by its EXIF orientation, scaled down so that its longer side is at most
+    `max_size` (never up)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if mode is not None:
+                image = image.convert(mode)
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path} is not a readable image: {error}") from None
+    if max_size is not None and max(image.size) > max_size:
+        scale = max_size / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image
+
+
+def image_format(path: PathLike) -> str:
+    """The PIL format that `path`'s extension names ("PNG" for .png); a clear error otherwise."""
+    suffix = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    if suffix not in formats or formats[suffix] not in Image.SAVE:
+        raise StyleBankError(
+            f"cannot tell which image format to write for {path}: use an extension such as "
+            ".png, .jpg, .webp, .bmp or .tif"
+        )
+    return formats[suffix]
+
+
+def save_image(image: Image.Image, path: PathLike) -> None:
+    """Write `image` to `path` in the format its extension names, atomically: a temp file in
+    the same folder renamed over `path`, so that a failure never leaves a partial file."""
+    path = Path(path)
+    fmt = image_format(path)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise StyleBankError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=fmt, **options)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise StyleBankError(f"cannot write {path}: {error}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """An RGB PIL image as float [1,3,H,W] in [0,1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """Float [3,H,W] in [0,1] as an RGB PIL image (rounded, clamped)."""
+    array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return Image.fromarray(array.cpu().numpy(), "RGB")

@@ -1,0 +1,204 @@
+"""Stylizer: the Python API for stylizing photos with a trained StyleBank model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ._cli import resolve_device
+from .checkpoint import load_model
+from .color import transfer_luminance
+from .errors import StyleBankError
+from .imageio import open_image, to_pil, to_tensor
+from .model import StyleBankNet
+from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
+
+__all__ = ["BUILTIN_MODEL", "Stylizer", "ImageInput", "Style"]
+
+BUILTIN_MODEL = Path(__file__).parent / "assets" / "builtin.sbk"
+
+ImageInput = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, Tensor]
+# A style: a name, an index, or a blend {style: weight} (weights are normalised to sum 1).
+Style = Union[str, int, Mapping[Union[str, int], float]]
+
+
+def _builtin_model() -> StyleBankNet:
+    if not BUILTIN_MODEL.is_file():
+        raise StyleBankError(
+            f"no built-in model is installed yet ({BUILTIN_MODEL} is missing); pass a model "
+            "file trained with `python -m stylebank_fast.train` (model= in Python, --model on "
+            "the command line)"
+        )
+    return load_model(BUILTIN_MODEL)
+
+
+class Stylizer:
+    """Stylizes images with a StyleBank model.
+
+    Args:
+        model: a `StyleBankNet` (moved to `device`), the path of a model file, or None for the
+            built-in model.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+
+    Example:
+        >>> stylizer = Stylizer("model.sbk")
+        >>> stylizer.stylize("photo.jpg", style={"starry_night": 0.7, "great_wave": 0.3})
+    """
+
+    def __init__(
+        self,
+        model: StyleBankNet | str | os.PathLike[str] | None = None,
+        device: str = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        if model is None:
+            model = _builtin_model()
+        elif not isinstance(model, StyleBankNet):
+            model = load_model(model)
+        if model.n_styles == 0:
+            raise StyleBankError("the model has no styles; train some with stylebank_fast.train")
+        self.model = model.to(self.device).eval()
+
+    def list_styles(self) -> list[str]:
+        """The model's style names, in index order."""
+        return list(self.model.style_names)
+
+    def style_weights(self, style: Style) -> Tensor:
+        """Bank weights [K] (summing to 1) of a style name, index or blend {style: weight}."""
+        blend = style.items() if isinstance(style, Mapping) else [(style, 1.0)]
+        weights = torch.zeros(self.model.n_styles, dtype=torch.float64)
+        for key, weight in blend:
+            weights[self._index(key)] += float(weight)
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise StyleBankError(
+                f"style blend {dict(blend)!r}: weights must be >= 0 and not all zero"
+            )
+        return (weights / weights.sum()).float()
+
+    def _index(self, style: object) -> int:
+        names = self.model.style_names
+        if isinstance(style, str) and style not in names and style.isdigit():
+            style = int(style)  # "2" from a command line means index 2
+        if isinstance(style, (str, int)) and not isinstance(style, bool):
+            try:
+                return self.model.style_index(style)
+            except (KeyError, IndexError):
+                pass
+        raise StyleBankError(
+            f"unknown style {style!r}; this model's styles are "
+            + ", ".join(f"{i}:{name}" for i, name in enumerate(names))
+        )
+
+    def stylize(
+        self,
+        image: ImageInput,
+        style: Style | None = None,
+        regions: LabelSource | str | None = None,
+        region_styles: Sequence[Style] | None = None,
+        feather: int = 0,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+    ) -> Image.Image | Tensor:
+        """Stylize one image (or a batch of tensors); the output has the input's size.
+
+        Args:
+            image: a PIL image, a path, a uint8 array [H,W,3], or a float tensor [3,H,W] or
+                [N,3,H,W] in [0,1]. A tensor gives a tensor of the same shape, anything else
+                a PIL image.
+            style: a name, an index, or a blend {style: weight} (normalised to sum 1).
+                Give either `style` or `regions`.
+            regions: a label map [H,W] (ints; or colours [H,W,3]; or the path of a label or
+                colour image): each distinct value is one region, in sorted order; any size
+                (resized to the image). Or "auto:N": N regions found by K-means on the
+                encoder's features, numbered from the largest.
+            region_styles: one style (name, index or blend) per region.
+            feather: softens region borders over this many pixels.
+            strength: 1 is the full style, 0 the auto-encoder's reconstruction of the photo.
+            preserve_color: keep the photo's colours (only the luminance is stylized).
+        """
+        if not 0 <= strength <= 1:
+            raise StyleBankError(f"strength must be between 0 and 1, got {strength}")
+        if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
+            raise StyleBankError(f"feather must be a whole number of pixels >= 0, got {feather!r}")
+        images, was_tensor = self._as_batch(image)
+        with torch.inference_mode():
+            mix = self._mix(images, style, regions, region_styles, feather)
+            out = self.model(images, mix, strength=strength).clamp(0, 1)
+            if preserve_color:
+                out = transfer_luminance(images, out)
+        if not was_tensor:
+            return to_pil(out[0])
+        out = out.to(device=image.device, dtype=image.dtype)
+        return out if image.dim() == 4 else out[0]
+
+    def _mix(
+        self,
+        images: Tensor,
+        style: Style | None,
+        regions: LabelSource | str | None,
+        region_styles: Sequence[Style] | None,
+        feather: int,
+    ) -> Tensor:
+        """The model's `style` argument: weights [1,K], or masks [N,K,H,W] for regions."""
+        if regions is None:
+            if region_styles is not None:
+                raise StyleBankError("region styles were given without regions")
+            if style is None:
+                raise StyleBankError(
+                    "give a style (or regions with region styles); styles: "
+                    + ", ".join(self.list_styles())
+                )
+            return self.style_weights(style)[None].to(self.device)
+        if style is not None:
+            raise StyleBankError("give either a style or regions with region styles, not both")
+        if not region_styles:
+            raise StyleBankError("regions need region styles: one style per region")
+        n, _, h, w = images.shape
+        count = parse_auto(regions)
+        if count is not None:
+            features = self.model.encode(images)
+            labels = torch.stack([cluster_labels(f, count, (h, w)) for f in features])
+            what = f"regions {regions}"
+        else:
+            labels, count = label_map(regions, (h, w))
+            labels = labels[None]
+            what = f"the region map has {count} regions"
+        if count != len(region_styles):
+            raise StyleBankError(
+                f"{what} but {len(region_styles)} region styles were given "
+                f"({', '.join(map(str, region_styles))}); give one style per region"
+            )
+        weights = torch.stack([self.style_weights(s) for s in region_styles])
+        return region_masks(labels.to(self.device), weights.to(self.device), feather)
+
+    def _as_batch(self, image: ImageInput) -> tuple[Tensor, bool]:
+        """`image` as float [N,3,H,W] on the model's device, and whether it was a tensor."""
+        if isinstance(image, Tensor):
+            if image.dim() not in (3, 4) or image.shape[-3] != 3 or not image.is_floating_point():
+                raise StyleBankError(
+                    "an image tensor must be float [3,H,W] or [N,3,H,W] in [0,1], got "
+                    f"{image.dtype} {list(image.shape)}"
+                )
+            batch = image if image.dim() == 4 else image[None]
+            return batch.to(self.device, torch.float32), True
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise StyleBankError(
+                    f"an image array must be uint8 [H,W,3], got {image.dtype} {list(image.shape)}"
+                )
+            image = Image.fromarray(image, "RGB")
+        elif isinstance(image, (str, os.PathLike)):
+            image = open_image(image)
+        elif not isinstance(image, Image.Image):
+            raise StyleBankError(
+                "image must be a PIL image, a path, a uint8 array [H,W,3] or a float tensor, "
+                f"got {type(image).__name__}"
+            )
+        return to_tensor(image).to(self.device), False

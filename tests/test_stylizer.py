@@ -1,0 +1,205 @@
+"""The Python stylization API: every form of style, regions, feather, strength, preserve_color;
+image forms and sizes; user errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import STYLE_NAMES
+from PIL import Image
+
+import stylebank_fast as sb
+from stylebank_fast import stylizer as stylizer_module
+from stylebank_fast.color import rgb_to_yiq, transfer_luminance, yiq_to_rgb
+from stylebank_fast.imageio import save_image, to_pil
+from stylebank_fast.regions import cluster_labels, kmeans, label_map, region_masks
+
+
+@pytest.fixture(scope="module")
+def stylizer(tiny_model_path) -> sb.Stylizer:
+    return sb.Stylizer(tiny_model_path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> torch.Tensor:
+    return torch.rand(3, 19, 26, generator=torch.Generator().manual_seed(1))  # odd sizes
+
+
+def expected(stylizer, photo, style, strength=1.0):
+    with torch.inference_mode():
+        return stylizer.model(photo[None], style, strength=strength).clamp(0, 1)[0]
+
+
+def test_list_styles(stylizer):
+    assert stylizer.list_styles() == list(STYLE_NAMES)
+
+
+@pytest.mark.parametrize("style", ["great_wave", 1, "1"])
+def test_style_by_name_or_index(stylizer, photo, style):
+    out = stylizer.stylize(photo, style=style)
+    torch.testing.assert_close(out, expected(stylizer, photo, 1))
+
+
+def test_blend_is_normalised_linear_fusion(stylizer, photo):
+    out = stylizer.stylize(photo, style={"starry_night": 7, 2: 3})
+    weights = torch.tensor([[0.7, 0.0, 0.3]])
+    torch.testing.assert_close(out, expected(stylizer, photo, weights))
+    assert not torch.allclose(out, stylizer.stylize(photo, style=0))
+
+
+def test_strength_blends_with_the_reconstruction(stylizer, photo):
+    torch.testing.assert_close(
+        stylizer.stylize(photo, style="mosaic", strength=0.0), expected(stylizer, photo, None)
+    )
+    half = stylizer.stylize(photo, style="mosaic", strength=0.5)
+    torch.testing.assert_close(half, expected(stylizer, photo, 2, strength=0.5))
+    assert not torch.allclose(half, stylizer.stylize(photo, style="mosaic"))
+
+
+def test_preserve_color_keeps_the_photo_chroma(stylizer, photo):
+    out = stylizer.stylize(photo, style=0, preserve_color=True)
+    torch.testing.assert_close(
+        out, transfer_luminance(photo[None], expected(stylizer, photo, 0)[None])[0]
+    )
+    styled = torch.rand(1, 3, 5, 6) * 0.2 + 0.4  # stays in range: chroma exactly the photo's
+    content = torch.rand(1, 3, 5, 6) * 0.2 + 0.4
+    mixed = rgb_to_yiq(transfer_luminance(content, styled))
+    torch.testing.assert_close(mixed[:, 0], rgb_to_yiq(styled)[:, 0])
+    torch.testing.assert_close(mixed[:, 1:], rgb_to_yiq(content)[:, 1:])
+    torch.testing.assert_close(yiq_to_rgb(rgb_to_yiq(styled)), styled)
+
+
+def test_image_forms_and_sizes(stylizer, photo, tmp_path):
+    pil = to_pil(photo)
+    path = tmp_path / "photo.png"
+    save_image(pil, path)
+    array = np.asarray(pil)
+    results = [stylizer.stylize(form, style=0) for form in (pil, path, str(path), array)]
+    for result in results:
+        assert isinstance(result, Image.Image) and result.size == (26, 19)
+        assert np.array_equal(np.asarray(result), np.asarray(results[0]))
+    batch = torch.stack([photo, photo.flip(-1)])
+    out = stylizer.stylize(batch, style=0)
+    assert out.shape == batch.shape
+    torch.testing.assert_close(out[0], stylizer.stylize(photo, style=0))
+    tiny = stylizer.stylize(torch.rand(3, 5, 3), style=0)
+    assert tiny.shape == (3, 5, 3)
+
+
+def test_region_masks_and_feather():
+    labels = torch.zeros(1, 6, 10, dtype=torch.long)
+    labels[..., 5:] = 1
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    hard = region_masks(labels, weights)
+    assert hard.shape == (1, 3, 6, 10)
+    assert torch.equal(hard[0, 0], (labels[0] == 0).float())
+    assert torch.equal(hard[0, 2], 0.5 * (labels[0] == 1).float())
+    soft = region_masks(labels, weights, feather=2)
+    torch.testing.assert_close(soft.sum(1), torch.ones(1, 6, 10))
+    row = soft[0, 0, 0]
+    assert row[:3].eq(1).all() and row[7:].eq(0).all()  # hard beyond 2 px of the border
+    assert ((row[3:7] > 0) & (row[3:7] < 1)).all()
+    assert (row[:-1] >= row[1:]).all()
+
+
+def test_label_map_from_colours_any_size(tmp_path):
+    colours = np.zeros((4, 6, 3), np.uint8)
+    colours[:, 3:] = (255, 0, 0)
+    colours[2:, :3] = (0, 0, 9)
+    path = tmp_path / "mask.png"
+    Image.fromarray(colours).save(path)
+    labels, count = label_map(path, (8, 12))  # twice the mask's size
+    assert count == 3 and labels.shape == (8, 12)
+    # sorted colour order: black (0), (0,0,9) (1), red (2)
+    assert labels[0, 0] == 0 and labels[7, 0] == 1 and labels[0, 11] == 2
+
+
+def test_regions_label_map(stylizer, photo):
+    labels = np.zeros((19, 26), np.int64)
+    labels[:, 13:] = 5
+    out = stylizer.stylize(photo, regions=labels, region_styles=["mosaic", {0: 1, 1: 1}])
+    masks = torch.zeros(1, 3, 19, 26)
+    masks[0, 2, :, :13] = 1
+    masks[0, :2, :, 13:] = 0.5
+    torch.testing.assert_close(out, expected(stylizer, photo, masks))
+    # one region with one style is that style; a mask of another size is resized
+    one = stylizer.stylize(photo, regions=np.ones((4, 4), int), region_styles=["great_wave"])
+    torch.testing.assert_close(one, stylizer.stylize(photo, style="great_wave"))
+    small = stylizer.stylize(photo, regions=labels[::3, ::2], region_styles=["mosaic", 0])
+    assert small.shape == photo.shape
+
+
+def test_feather_softens_the_output(stylizer, photo):
+    labels = torch.zeros(19, 26, dtype=torch.long)
+    labels[:, 13:] = 1
+    hard = stylizer.stylize(photo, regions=labels, region_styles=[0, 2])
+    soft = stylizer.stylize(photo, regions=labels, region_styles=[0, 2], feather=4)
+    assert soft.shape == hard.shape and not torch.allclose(soft, hard)
+
+
+def test_kmeans_finds_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = (centres[:, None] + 0.1 * torch.randn(3, 50, 2, generator=g)).reshape(-1, 2)
+    found = kmeans(points, 3)
+    distance = torch.cdist(found.float(), centres).min(dim=1).values
+    assert (distance < 0.1).all()
+
+
+def test_cluster_labels_largest_first():
+    features = torch.zeros(4, 5, 6)
+    features[:, :, 4:] = 3.0  # a small region on the right
+    labels = cluster_labels(features, 2, (19, 22))
+    assert labels.shape == (19, 22)
+    assert (labels[:, :16] == 0).all() and (labels[:, 16:] == 1).all()
+
+
+def test_regions_auto(stylizer, photo):
+    out = stylizer.stylize(photo, regions="auto:2", region_styles=["starry_night", "mosaic"])
+    assert out.shape == photo.shape
+    again = stylizer.stylize(photo, regions="auto:2", region_styles=["starry_night", "mosaic"])
+    torch.testing.assert_close(out, again)  # fixed seed
+    same = stylizer.stylize(photo, regions="auto:2", region_styles=[1, 1])
+    torch.testing.assert_close(same, stylizer.stylize(photo, style=1))
+
+
+def test_builtin_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(stylizer_module, "BUILTIN_MODEL", tmp_path / "none.sbk")
+    with pytest.raises(sb.StyleBankError, match="no built-in model.*stylebank_fast.train"):
+        sb.Stylizer(device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"style": "van_gogh"}, "unknown style 'van_gogh'.*0:starry_night, 1:great_wave"),
+        ({"style": 3}, "unknown style 3"),
+        ({"style": {"mosaic": 0}}, "not all zero"),
+        ({}, "give a style"),
+        ({"style": 0, "regions": "auto:2", "region_styles": [0, 1]}, "not both"),
+        ({"regions": "auto:2"}, "one style per region"),
+        ({"region_styles": [0]}, "without regions"),
+        ({"regions": "auto:x", "region_styles": [0]}, "auto:N"),
+        ({"regions": "auto:3", "region_styles": [0, 1]}, "3.*but 2 region styles"),
+        ({"regions": np.arange(3)[None].repeat(2, 0), "region_styles": [0, 1]}, "3 regions"),
+        ({"style": 0, "strength": 1.5}, "strength"),
+        ({"style": 0, "feather": -1}, "feather"),
+    ],
+)
+def test_user_errors(stylizer, photo, kwargs, message):
+    with pytest.raises(sb.StyleBankError, match=message):
+        stylizer.stylize(photo, **kwargs)
+
+
+def test_bad_images(stylizer, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(sb.StyleBankError, match="not a readable image"):
+        stylizer.stylize(text, style=0)
+    with pytest.raises(sb.StyleBankError, match="image not found"):
+        stylizer.stylize(tmp_path / "missing.jpg", style=0)
+    with pytest.raises(sb.StyleBankError, match=r"uint8 \[H,W,3\]"):
+        stylizer.stylize(np.zeros((4, 4, 3), np.float32), style=0)
+    with pytest.raises(sb.StyleBankError, match="float"):
+        stylizer.stylize(torch.zeros(4, 5, 6), style=0)
