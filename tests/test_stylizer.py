@@ -12,7 +12,7 @@ from PIL import Image
 import stylebank_fast as sb
 from stylebank_fast import stylizer as stylizer_module
 from stylebank_fast.color import rgb_to_yiq, transfer_luminance, yiq_to_rgb
-from stylebank_fast.imageio import save_image, to_pil
+from stylebank_fast.imageio import open_image, save_image, to_pil
 from stylebank_fast.regions import cluster_labels, kmeans, label_map, region_masks
 
 
@@ -203,3 +203,13 @@ def test_bad_images(stylizer, tmp_path):
         stylizer.stylize(np.zeros((4, 4, 3), np.float32), style=0)
     with pytest.raises(sb.StyleBankError, match="float"):
         stylizer.stylize(torch.zeros(4, 5, 6), style=0)
+
+
+def test_exif_orientation_and_max_size(stylizer, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.new("RGB", (30, 12), (200, 40, 40)).save(path, exif=exif)
+    assert open_image(path).size == (12, 30)
+    assert open_image(path, max_size=15).size == (6, 15)
+    assert stylizer.stylize(path, style=0).size == (12, 30)
