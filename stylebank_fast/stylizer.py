@@ -135,7 +135,8 @@ class Stylizer:
                 out = transfer_luminance(images, out)
         if not was_tensor:
             return to_pil(out[0])
-        out = out.to(device=image.device, dtype=image.dtype)
+        # a clone outside inference mode is an ordinary tensor (in-place ops, autograd allowed)
+        out = out.to(device=image.device, dtype=image.dtype).clone()
         return out if image.dim() == 4 else out[0]
 
     def _mix(

@@ -83,8 +83,9 @@ def test_image_forms_and_sizes(stylizer, photo, tmp_path):
     out = stylizer.stylize(batch, style=0)
     assert out.shape == batch.shape
     torch.testing.assert_close(out[0], stylizer.stylize(photo, style=0))
-    tiny = stylizer.stylize(torch.rand(3, 5, 3), style=0)
-    assert tiny.shape == (3, 5, 3)
+    tiny = stylizer.stylize(torch.rand(3, 5, 3, dtype=torch.float64), style=0)
+    assert tiny.shape == (3, 5, 3) and tiny.dtype == torch.float64
+    tiny.mul_(0.5)  # an ordinary tensor, not an inference-mode one
 
 
 def test_region_masks_and_feather():
