@@ -39,5 +39,12 @@ for kernel in conv_tile_kernel weight_grad_kernel fold_reflect_kernel; do
   echo "$kernel: $count compiled instances"
   [ "$count" -gt 0 ] || { echo "FAIL: $kernel missing"; exit 1; }
 done
-nm -DC "$lib" | grep -q 'stylebank_fast' || { echo "FAIL: no host symbols"; exit 1; }
+# The library loads without a GPU and registers the CUDA kernels with the dispatcher.
+"$venv/bin/python" - "$lib" <<'PY'
+import sys, torch
+torch.ops.load_library(sys.argv[1])
+for op in ("bank_conv2d", "bank_conv2d_backward"):
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(f"stylebank_fast::{op}", "CUDA"), op
+print("CUDA kernels registered:", torch.ops.stylebank_fast._backend_info())
+PY
 echo "CUDA compile check passed in $((SECONDS - start)) s"
