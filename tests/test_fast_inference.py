@@ -1,0 +1,95 @@
+"""The fast inference path computes the module path's function (float32), and bfloat16 stays
+close to it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import requires_extension
+
+import stylebank_fast as sb
+from stylebank_fast.fast_inference import fast_model
+
+pytestmark = requires_extension
+
+
+@pytest.fixture(scope="module")
+def model() -> sb.StyleBankNet:
+    torch.manual_seed(0)
+    net = sb.StyleBankNet(3).eval()
+    for module in net.modules():  # non-trivial InstanceNorm affines
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    return net
+
+
+def _styles(n: int, h: int, w: int) -> dict:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "none": None,
+        "index": 1,
+        "ids": torch.tensor([2, 0][:n]),
+        "weights": torch.tensor([[0.2, 0.5, 0.3]]),
+        "masks": torch.rand(n, 3, h, w, generator=g),
+    }
+
+
+@pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90)])
+@pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks"])
+def test_fast_equals_module(model: sb.StyleBankNet, size: tuple[int, int], form: str) -> None:
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(2))
+    style = _styles(2, *size)[form]
+    fast = fast_model(model)
+    with torch.inference_mode():
+        want = model(x, style, strength=0.7)
+        got = fast(x, style, strength=0.7)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_encoder_features(model: sb.StyleBankNet) -> None:
+    x = torch.rand(1, 3, 41, 29)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            fast_model(model).encode(x), model.encode(x), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_fast_model_leaves_model_alone(model: sb.StyleBankNet) -> None:
+    encoder, decoder = model.encoder, model.decoder
+    fast = fast_model(model)
+    assert model.encoder is encoder and model.decoder is decoder
+    assert fast.bank is model.bank
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / (a - b).square().mean()))
+
+
+def test_bfloat16_psnr(model: sb.StyleBankNet) -> None:
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        want = model(x, {0: 0.5, 2: 0.5}).clamp(0, 1)
+        got = fast_model(model, torch.bfloat16)(x, {0: 0.5, 2: 0.5}).clamp(0, 1)
+    assert got.dtype == torch.float32
+    assert psnr(got, want) > 35
+
+
+def test_stylizer_fast_matches_module_path(tiny_model_path) -> None:
+    photo = torch.rand(3, 45, 61)
+    fast = sb.Stylizer(tiny_model_path, device="cpu")
+    slow = sb.Stylizer(tiny_model_path, device="cpu", fast=False)
+    for kwargs in ({"style": "great_wave"}, {"regions": "auto:2", "region_styles": [0, 2]}):
+        torch.testing.assert_close(
+            fast.stylize(photo, **kwargs), slow.stylize(photo, **kwargs), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_stylizer_bfloat16_needs_fast(tiny_model_path) -> None:
+    with pytest.raises(sb.StyleBankError, match="fast=True"):
+        sb.Stylizer(tiny_model_path, device="cpu", fast=False, bfloat16=True)
+    out = sb.Stylizer(tiny_model_path, device="cpu", bfloat16=True).stylize(
+        torch.rand(3, 20, 24), style=0
+    )
+    assert out.dtype == torch.float32 and out.shape == (3, 20, 24)
