@@ -69,31 +69,32 @@ class _Conv(nn.Module):
 
 
 def _space_to_depth(x: Tensor) -> Tensor:
-    """pixel_unshuffle(x, 2) as one copy into channels_last (ATen's is slow on that layout)."""
+    """2x2 space-to-depth of a channels_last image, channels ordered (row phase p, column
+    phase q, C) so that the copy moves whole pixels (pixel_unshuffle's (C, p, q) is far slower)."""
     n, c, h, w = x.shape
-    nhwc = x.permute(0, 2, 3, 1).unflatten(1, (h // 2, 2)).unflatten(3, (w // 2, 2))
-    # [N, h/2, 2(p), w/2, 2(q), C] -> channels ordered (C, p, q), as pixel_unshuffle orders them
-    out = nhwc.permute(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, 4 * c)
+    nhwc = x.permute(0, 2, 3, 1).reshape(n, h // 2, 2, w // 2, 2 * c)
+    out = nhwc.transpose(2, 3).reshape(n, h // 2, w // 2, 4 * c)
     return out.permute(0, 3, 1, 2)
 
 
 def _phase_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
-    """A kxk stride-1 conv's weight as the equivalent conv on the 2x2 space-to-depth input.
+    """A kxk stride-1 conv's weight as the equivalent conv on the 2x2 space-to-depth input,
+    with 4*C_out outputs ordered (C_out, a, b) for pixel_shuffle.
 
     Output pixel (2i+a, 2j+b) reads padded input rows 2i+a+dy = 2(i+u)+p, so tap dy lands at
     row u = (a+dy)//2 of space-to-depth phase p = (a+dy)%2 (likewise for columns).
     """
     c_out, c_in, k, _ = weight.shape
     taps = k // 2 + 1
-    out = weight.new_zeros(c_out, 2, 2, c_in, 2, 2, taps, taps)
+    out = weight.new_zeros(c_out, 2, 2, 2, 2, c_in, taps, taps)
     for a in (0, 1):
         for b in (0, 1):
             for dy in range(k):
                 for dx in range(k):
                     u, p = divmod(a + dy, 2)
                     v, q = divmod(b + dx, 2)
-                    out[:, a, b, :, p, q, u, v] = weight[:, :, dy, dx]
-    return _weight(out.reshape(c_out * 4, c_in * 4, taps, taps), dtype)
+                    out[:, a, b, p, q, :, u, v] = weight[:, :, dy, dx]
+    return _weight(out.reshape(c_out * 4, 4 * c_in, taps, taps), dtype)
 
 
 class _UpsampleConv(nn.Module):
