@@ -27,9 +27,41 @@ from .model import StyleBankNet
 __all__ = ["fast_model", "FastLayers"]
 
 
-def _padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
-    ph, pw = conv.padding
-    return (pw, pw, ph, ph)
+def _fill_border(out: Tensor, p: int, mode: str) -> Tensor:
+    """Fills the p-pixel border of `out` from its interior, by reflection or replication."""
+    h, w = out.shape[-2] - 2 * p, out.shape[-1] - 2 * p
+    rows = slice(p, p + h)
+    for i in range(1, p + 1):  # columns of the interior rows first, then whole rows (corners)
+        left, right = (p + i, p + w - 1 - i) if mode == "reflect" else (p, p + w - 1)
+        out[..., rows, p - i] = out[..., rows, left]
+        out[..., rows, p + w - 1 + i] = out[..., rows, right]
+    for i in range(1, p + 1):
+        top, bottom = (p + i, p + h - 1 - i) if mode == "reflect" else (p, p + h - 1)
+        out[..., p - i, :] = out[..., top, :]
+        out[..., p + h - 1 + i, :] = out[..., bottom, :]
+    return out
+
+
+def _padded_empty(x: Tensor, p: int) -> tuple[Tensor, Tensor]:
+    """An uninitialised channels_last buffer with a p-pixel border, and its interior view."""
+    n, c, h, w = x.shape
+    out = torch.empty(
+        n,
+        c,
+        h + 2 * p,
+        w + 2 * p,
+        dtype=x.dtype,
+        device=x.device,
+        memory_format=torch.channels_last,
+    )
+    return out, out[..., p : p + h, p : p + w]
+
+
+def _pad(x: Tensor, p: int, mode: str) -> Tensor:
+    """F.pad(x, (p,) * 4, mode) into a channels_last buffer."""
+    out, interior = _padded_empty(x, p)
+    interior.copy_(x)
+    return _fill_border(out, p, mode)
 
 
 def _weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
@@ -47,12 +79,17 @@ class _Conv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
         super().__init__()
-        self.pad = _padding(conv) if conv.padding_mode == "reflect" else None
+        if conv.padding[0] != conv.padding[1]:
+            raise ValueError(f"only square padding is supported: {conv}")
+        reflect = conv.padding_mode == "reflect" and conv.padding[0] > 0
+        # (pixels, mode) the input is padded by; `prepadded`: the previous step already did
+        self.in_pad = (conv.padding[0], "reflect") if reflect else None
+        self.prepadded = False
         self.stride = conv.stride
-        self.conv_padding = 0 if self.pad is not None else conv.padding
+        self.conv_padding = 0 if reflect else conv.padding
         self.register_buffer("weight", _weight(conv.weight, dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype), persistent=False)
-        self.phased = self.pad is not None and conv.stride == (1, 1) and 4 * conv.out_channels <= 16
+        self.phased = reflect and conv.stride == (1, 1) and 4 * conv.out_channels <= 16
         if self.phased:
             self.register_buffer(
                 "phase_weight", _phase_weight(conv.weight, dtype), persistent=False
@@ -60,8 +97,8 @@ class _Conv(nn.Module):
             self.register_buffer("phase_bias", self.bias.repeat_interleave(4), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.pad is not None:
-            x = F.pad(x, self.pad, mode="reflect")
+        if self.in_pad is not None and not self.prepadded:
+            x = _pad(x, *self.in_pad)
         if self.phased and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
             y = F.conv2d(_space_to_depth(x), self.phase_weight, self.phase_bias)
             return F.pixel_shuffle(y, 2)
@@ -122,12 +159,17 @@ class _UpsampleConv(nn.Module):
             cols.append(torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1))
             phases += cols  # order (a, b) = (0,0), (0,1), (1,0), (1,1)
         self.c_out = w.shape[0]
+        self.in_pad = (1, "replicate")
+        self.prepadded = False
         self.register_buffer("weight", _weight(torch.cat(phases), dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.prepadded:
+            x = _pad(x, *self.in_pad)
         n, _, h, w = x.shape
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight, self.bias)
+        h, w = h - 2, w - 2
+        y = F.conv2d(x, self.weight, self.bias)
         # y: [N, 4*C, h+1, w+1] (channels_last); write each phase into its pixels of the output
         out = torch.empty(n, h, 2, w, 2, self.c_out, dtype=y.dtype, device=y.device)
         phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, self.c_out))
@@ -138,11 +180,16 @@ class _UpsampleConv(nn.Module):
 
 
 class _InstanceNormReLU(nn.Module):
-    """InstanceNorm2d (affine, biased variance) followed by ReLU, applied in place."""
+    """InstanceNorm2d (affine, biased variance) followed by ReLU, in one pass over the data.
+
+    With `out_pad` set (by FastLayers) it writes into the interior of a buffer padded as the
+    next convolution needs, saving that convolution a copy of its input.
+    """
 
     def __init__(self, norm: nn.InstanceNorm2d, dtype: torch.dtype) -> None:
         super().__init__()
         self.eps = norm.eps
+        self.out_pad: tuple[int, str] | None = None
         self.register_buffer("gamma", norm.weight.detach().float()[:, None, None], persistent=False)
         self.register_buffer("beta", norm.bias.detach().float()[:, None, None], persistent=False)
 
@@ -154,7 +201,12 @@ class _InstanceNormReLU(nn.Module):
         var = (x - mean).square_().sum((2, 3), keepdim=True) / hw
         scale = self.gamma * torch.rsqrt(var.float() + self.eps)
         shift = self.beta - mean.float() * scale
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype), out=x).relu_()
+        if self.out_pad is None:
+            out, interior = x, x
+        else:
+            out, interior = _padded_empty(x, self.out_pad[0])
+        torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype), out=interior).relu_()
+        return out if self.out_pad is None else _fill_border(out, *self.out_pad)
 
 
 class FastLayers(nn.Module):
@@ -187,6 +239,9 @@ class FastLayers(nn.Module):
                 i += 2
             else:
                 raise ValueError(f"no fast equivalent for {m} at position {i}")
+        for norm, conv in zip(self.steps, self.steps[1:]):
+            if isinstance(norm, _InstanceNormReLU) and getattr(conv, "in_pad", None):
+                norm.out_pad, conv.prepadded = conv.in_pad, True
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.to(self.dtype, memory_format=torch.channels_last)
