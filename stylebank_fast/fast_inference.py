@@ -6,9 +6,13 @@ structure lives only in `model.py`) and replaces runs of layers by faster equiva
 
 * nearest x2 upsample + 3x3 reflect conv -> four 2x2 convolutions at the low resolution (one
   per output phase, 4/9 of the multiply-adds), interleaved into the full-resolution output;
-* InstanceNorm + ReLU -> per-channel statistics, then one affine and a ReLU, in place;
+* the last conv (32 -> 3 channels, 9x9) -> a conv on the 2x2 space-to-depth image with 12
+  outputs (oneDNN vectorises over output channels: 3 of 16 lanes would be used);
+* InstanceNorm + ReLU -> per-channel statistics, then the affine and the ReLU in one pass,
+  written straight into the padded input buffer of the next convolution;
 * activations in channels_last (the layout oneDNN's convolutions run fastest in);
-* optionally bfloat16 weights and activations (statistics still accumulate in float32).
+* optionally bfloat16 weights and activations (the normalisations' scale and shift are computed
+  in float32; the bank runs in float32 between the bfloat16 encoder and decoder).
 
 The bank keeps using the fused `bank_conv2d`, so `StyleBankNet.forward` (mixes, region masks,
 strength, cropping) is reused unchanged.
@@ -180,13 +184,14 @@ class _UpsampleConv(nn.Module):
 
 
 class _InstanceNormReLU(nn.Module):
-    """InstanceNorm2d (affine, biased variance) followed by ReLU, in one pass over the data.
+    """InstanceNorm2d (affine, biased variance) followed by ReLU: statistics, then the affine
+    and the ReLU in one pass.
 
     With `out_pad` set (by FastLayers) it writes into the interior of a buffer padded as the
     next convolution needs, saving that convolution a copy of its input.
     """
 
-    def __init__(self, norm: nn.InstanceNorm2d, dtype: torch.dtype) -> None:
+    def __init__(self, norm: nn.InstanceNorm2d) -> None:
         super().__init__()
         self.eps = norm.eps
         self.out_pad: tuple[int, str] | None = None
@@ -235,7 +240,7 @@ class FastLayers(nn.Module):
             elif isinstance(m, nn.InstanceNorm2d) and isinstance(
                 modules[i + 1] if i + 1 < len(modules) else None, nn.ReLU
             ):
-                self.steps.append(_InstanceNormReLU(m, dtype))
+                self.steps.append(_InstanceNormReLU(m))
                 i += 2
             else:
                 raise ValueError(f"no fast equivalent for {m} at position {i}")

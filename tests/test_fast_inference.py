@@ -35,7 +35,7 @@ def _styles(n: int, h: int, w: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90)])
+@pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90), (44, 60)])
 @pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks"])
 def test_fast_equals_module(model: sb.StyleBankNet, size: tuple[int, int], form: str) -> None:
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(2))
@@ -45,6 +45,16 @@ def test_fast_equals_module(model: sb.StyleBankNet, size: tuple[int, int], form:
         want = model(x, style, strength=0.7)
         got = fast(x, style, strength=0.7)
     assert got.shape == want.shape and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(2, 3), (3, 5), (7, 9)])
+def test_fast_decoder_odd_feature_sizes(model: sb.StyleBankNet, size: tuple[int, int]) -> None:
+    """Upsample + reflect conv as phase convolutions, exact at the borders of odd sizes."""
+    features = torch.randn(2, 128, *size)
+    with torch.inference_mode():
+        want = model.decoder(features)
+        got = fast_model(model).decoder(features)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
