@@ -6,9 +6,11 @@ namespace stylebank_fast::cpu {
 
 namespace {
 
-// Output channels per weight-gradient job: jobs are (bank, channel block), each owning its
-// slice of dW, so the sums run in a fixed order whatever the thread count.
+// Weight-gradient jobs are (bank, channel block, pixel split). Each job sums its pixels into its
+// own slot and the slots are added in order, so the result depends on the shapes only. With few
+// banks the pixels are split so that there are at least kMinWeightJobs jobs to balance.
 constexpr int64_t kChannelBlock = 64;
+constexpr int64_t kMinWeightJobs = 16;
 
 // The adjoint of the padding: the padded-domain gradient [N, C, H+2r, W+2r] is folded back
 // onto the pixels that the padding mirrored.
@@ -72,57 +74,70 @@ void weight_grad_typed(const Problem& p, const at::Tensor& g, bool need_weight, 
   const int64_t depth = C * k * k, blocks = (Cout + kChannelBlock - 1) / kChannelBlock;
   const BankSet<T> banks(p, p.weight.view({B, Cout, -1}), p.bias);
   const Tiling tiles(0, 0, H, W, p.per_pixel());
-  const int64_t P_max = tiles.th * tiles.tw;
+  const int64_t P_max = tiles.th * tiles.tw, items = N * tiles.count();
+  const int64_t splits = std::clamp<int64_t>(kMinWeightJobs / (B * blocks), 1, items);
+  const int64_t per_split = (items + splits - 1) / splits;
+  // One slot per split (the outputs themselves when there is one).
+  at::Tensor dw_slots =
+      need_weight && splits > 1 ? at::zeros({splits, B, Cout, depth}, dw.options()) : dw;
+  at::Tensor db_slots = need_bias && splits > 1 ? at::zeros({splits, B, Cout}, db.options()) : db;
   struct Buffers {
     std::vector<T> cols, grad, product;
   };
   parallel_jobs(
-      B * blocks, std::min(kChannelBlock, Cout) * depth * H * W * N / B,
+      B * blocks * splits, std::min(kChannelBlock, Cout) * depth * H * W * N / (B * splits),
       [&] {
         return Buffers{std::vector<T>(depth * P_max), std::vector<T>(kChannelBlock * P_max),
                        std::vector<T>(std::is_same_v<T, A> ? 0 : kChannelBlock * depth)};
       },
       [&](int64_t job, Buffers& buf) {
-        const int64_t b = job / blocks, co0 = (job % blocks) * kChannelBlock;
+        const int64_t split = job % splits, b = job / splits / blocks;
+        const int64_t co0 = (job / splits % blocks) * kChannelBlock;
         const int64_t cb = std::min(kChannelBlock, Cout - co0);
-        A* dwb = need_weight ? dw.data_ptr<A>() + (b * Cout + co0) * depth : nullptr;
-        A* dbb = need_bias ? db.data_ptr<A>() + b * Cout + co0 : nullptr;
-        for (int64_t n = 0; n < N; ++n) {
+        A* dwb =
+            need_weight ? dw_slots.data_ptr<A>() + ((split * B + b) * Cout + co0) * depth : nullptr;
+        A* dbb = need_bias ? db_slots.data_ptr<A>() + (split * B + b) * Cout + co0 : nullptr;
+        const int64_t end = std::min(items, (split + 1) * per_split);
+        for (int64_t item = split * per_split; item < end; ++item) {
+          const int64_t n = item / tiles.count();
           if (!p.per_pixel() && p.bank_of[n] != b) continue;
           const T* mask = p.per_pixel() ? banks.mask(n, b) : nullptr;
           const Source<T> s{p.x.data_ptr<T>() + n * C * H * W, C, H, W, k, p.reflect};
           const T* gn = g.data_ptr<T>() + (n * Cout + co0) * H * W;
-          for (int64_t i = 0; i < tiles.count(); ++i) {
-            const Rect t = tiles[i];
-            if (mask && !banks.is_active(mask, t, s, p.mask_on_input)) continue;
-            const int64_t P = t.pixels();
-            // The GEMM's left side: g, times the mask where the mask weighted the output.
-            for (int64_t co = 0; co < cb; ++co) {
-              A bias_sum = 0;
-              for (int64_t y = 0; y < t.h; ++y)
-                for (int64_t x = 0; x < t.w; ++x) {
-                  const int64_t pix = (t.y0 + y) * W + t.x0 + x;
-                  const T v = gn[co * H * W + pix];
-                  const A m = mask ? A(mask[pix]) : A(1);
-                  buf.grad[co * P + y * t.w + x] = mask && !p.mask_on_input ? T(A(v) * m) : v;
-                  bias_sum += A(v) * m;
-                }
-              if (dbb) dbb[co] += bias_sum;
-            }
-            if (!dwb) continue;
-            gather_columns(s, p.mask_on_input ? mask : nullptr, t, buf.cols.data());
-            const at::Tensor lhs = wrap(buf.grad.data(), {cb, P});
-            const at::Tensor rhs = wrap(buf.cols.data(), {depth, P}).t();
-            if constexpr (std::is_same_v<T, A>) {
-              wrap(dwb, {cb, depth}).addmm_(lhs, rhs);
-            } else {  // reduced precision: each tile's product is summed in float
-              at::Tensor prod = wrap(buf.product.data(), {cb, depth});
-              at::mm_out(prod, lhs, rhs);
-              for (int64_t e = 0; e < cb * depth; ++e) dwb[e] += A(buf.product[e]);
-            }
+          const Rect t = tiles[item % tiles.count()];
+          if (mask && !banks.is_active(mask, t, s, p.mask_on_input)) continue;
+          const int64_t P = t.pixels();
+          // The GEMM's left side: g, times the mask where the mask weighted the output.
+          for (int64_t co = 0; co < cb; ++co) {
+            A bias_sum = 0;
+            for (int64_t y = 0; y < t.h; ++y)
+              for (int64_t x = 0; x < t.w; ++x) {
+                const int64_t pix = (t.y0 + y) * W + t.x0 + x;
+                const T v = gn[co * H * W + pix];
+                const A m = mask ? A(mask[pix]) : A(1);
+                buf.grad[co * P + y * t.w + x] = mask && !p.mask_on_input ? T(A(v) * m) : v;
+                bias_sum += A(v) * m;
+              }
+            if (dbb) dbb[co] += bias_sum;
+          }
+          if (!dwb) continue;
+          gather_columns(s, p.mask_on_input ? mask : nullptr, t, buf.cols.data());
+          const at::Tensor lhs = wrap(buf.grad.data(), {cb, P});
+          const at::Tensor rhs = wrap(buf.cols.data(), {depth, P}).t();
+          if constexpr (std::is_same_v<T, A>) {
+            wrap(dwb, {cb, depth}).addmm_(lhs, rhs);
+          } else {  // reduced precision: each tile's product is summed in float
+            at::Tensor prod = wrap(buf.product.data(), {cb, depth});
+            at::mm_out(prod, lhs, rhs);
+            for (int64_t e = 0; e < cb * depth; ++e) dwb[e] += A(buf.product[e]);
           }
         }
       });
+  if (splits == 1) return;
+  for (int64_t split = 0; split < splits; ++split) {
+    if (need_weight) dw.view({B, Cout, depth}).add_(dw_slots[split]);
+    if (need_bias) db.add_(db_slots[split]);
+  }
 }
 
 // Masks on the output: dL/dm_b(q) = sum_co g(q) * (conv_b(x)(q) + bias_b).
