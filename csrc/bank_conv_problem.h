@@ -56,4 +56,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bank_conv2d_backward(
     const std::optional<at::Tensor>& mix, const std::string& padding_mode,
     const std::string& mask_on, std::array<bool, 4> output_mask);
 
+// The op's entry points for one device, in the dispatcher's argument types. A `Scope` is built
+// from x around the work: a device guard, or a check of what the device cannot run.
+template <const DeviceKernels& kernels, typename Scope>
+struct DeviceOp {
+  static at::Tensor forward(const at::Tensor& x, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias,
+                            const std::optional<at::Tensor>& mix, c10::string_view padding_mode,
+                            c10::string_view mask_on) {
+    const Scope scope(x);
+    return bank_conv2d_forward(kernels, x, weight, bias, mix, std::string(padding_mode),
+                               std::string(mask_on));
+  }
+
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
+      const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
+      const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
+      c10::string_view padding_mode, c10::string_view mask_on, std::array<bool, 4> output_mask) {
+    const Scope scope(x);
+    return bank_conv2d_backward(kernels, grad_out, x, weight, bias, mix, std::string(padding_mode),
+                                std::string(mask_on), output_mask);
+  }
+};
+
 }  // namespace stylebank_fast

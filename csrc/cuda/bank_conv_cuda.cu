@@ -20,29 +20,18 @@ struct CudaLaunch {
 
 constexpr DeviceKernels kKernels = device_kernels<CudaLaunch>();
 
-at::Tensor bank_conv2d_cuda(const at::Tensor& x, const at::Tensor& weight,
-                            const std::optional<at::Tensor>& bias,
-                            const std::optional<at::Tensor>& mix, c10::string_view padding_mode,
-                            c10::string_view mask_on) {
-  const c10::cuda::CUDAGuard guard(x.device());
-  return bank_conv2d_forward(kKernels, x, weight, bias, mix, std::string(padding_mode),
-                             std::string(mask_on));
-}
+struct CudaScope {
+  c10::cuda::CUDAGuard guard;
+  explicit CudaScope(const at::Tensor& x) : guard(x.device()) {}
+};
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bank_conv2d_backward_cuda(
-    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
-    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
-    c10::string_view padding_mode, c10::string_view mask_on, std::array<bool, 4> output_mask) {
-  const c10::cuda::CUDAGuard guard(x.device());
-  return bank_conv2d_backward(kKernels, grad_out, x, weight, bias, mix, std::string(padding_mode),
-                              std::string(mask_on), output_mask);
-}
+using CudaOp = DeviceOp<kKernels, CudaScope>;
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(stylebank_fast, CUDA, m) {
-  m.impl("bank_conv2d", &bank_conv2d_cuda);
-  m.impl("bank_conv2d_backward", &bank_conv2d_backward_cuda);
+  m.impl("bank_conv2d", &CudaOp::forward);
+  m.impl("bank_conv2d_backward", &CudaOp::backward);
 }
 
 }  // namespace stylebank_fast::cuda

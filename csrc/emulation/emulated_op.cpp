@@ -18,28 +18,14 @@ struct EmulatedLaunch {
 
 constexpr DeviceKernels kKernels = cuda::device_kernels<EmulatedLaunch>();
 
-void check_cpu(const at::Tensor& x) {
-  TORCH_CHECK_VALUE(x.device().is_cpu(), "stylebank_fast_emulated runs on CPU tensors, got ",
-                    x.device());
-}
+struct EmulatedScope {
+  explicit EmulatedScope(const at::Tensor& x) {
+    TORCH_CHECK_VALUE(x.device().is_cpu(), "stylebank_fast_emulated runs on CPU tensors, got ",
+                      x.device());
+  }
+};
 
-at::Tensor bank_conv2d(const at::Tensor& x, const at::Tensor& weight,
-                       const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
-                       c10::string_view padding_mode, c10::string_view mask_on) {
-  check_cpu(x);
-  return bank_conv2d_forward(kKernels, x, weight, bias, mix, std::string(padding_mode),
-                             std::string(mask_on));
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bank_conv2d_backward(
-    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
-    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
-    c10::string_view padding_mode, c10::string_view mask_on, std::array<bool, 4> output_mask) {
-  check_cpu(x);
-  return stylebank_fast::bank_conv2d_backward(kKernels, grad_out, x, weight, bias, mix,
-                                              std::string(padding_mode), std::string(mask_on),
-                                              output_mask);
-}
+using EmulatedOp = DeviceOp<kKernels, EmulatedScope>;
 
 }  // namespace
 
@@ -47,11 +33,11 @@ TORCH_LIBRARY_FRAGMENT(stylebank_fast_emulated, m) {
   m.def(
       "bank_conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor? mix, str padding_mode, "
       "str mask_on) -> Tensor",
-      &bank_conv2d);
+      &EmulatedOp::forward);
   m.def(
       "bank_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor? bias, Tensor? mix, "
       "str padding_mode, str mask_on, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)",
-      &bank_conv2d_backward);
+      &EmulatedOp::backward);
 }
 
 }  // namespace stylebank_fast::emulated
