@@ -11,9 +11,13 @@ std::string shape(const at::Tensor& t) {
   return s.str();
 }
 
-void check_same_place(const at::Tensor& x, const at::Tensor& t, const char* name) {
+void check_device(const at::Tensor& x, const at::Tensor& t, const char* name) {
   TORCH_CHECK_VALUE(t.device() == x.device(), "bank_conv2d: ", name, " is on ", t.device(),
                     " but x is on ", x.device(), "; move all tensors to one device");
+}
+
+void check_same_place(const at::Tensor& x, const at::Tensor& t, const char* name) {
+  check_device(x, t, name);
   TORCH_CHECK_TYPE(t.scalar_type() == x.scalar_type(), "bank_conv2d: ", name, " has dtype ",
                    t.scalar_type(), " but x has dtype ", x.scalar_type(),
                    "; all floating-point arguments must share x's dtype");
@@ -21,8 +25,7 @@ void check_same_place(const at::Tensor& x, const at::Tensor& t, const char* name
 
 MixForm check_mix(const at::Tensor& x, const at::Tensor& mix, int64_t K) {
   const int64_t N = x.size(0), H = x.size(2), W = x.size(3);
-  TORCH_CHECK_VALUE(mix.device() == x.device(), "bank_conv2d: mix is on ", mix.device(),
-                    " but x is on ", x.device(), "; move all tensors to one device");
+  check_device(x, mix, "mix");
   if (!mix.is_floating_point()) {
     TORCH_CHECK_TYPE(mix.scalar_type() == at::kLong,
                      "bank_conv2d: mix of style ids must be int64 (torch.long), got ",

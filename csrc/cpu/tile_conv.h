@@ -159,10 +159,12 @@ struct Scratch {
       : cols(depth * pixels), product(cout * pixels), acc(cout * pixels) {}
 };
 
+// A tensor view of a raw buffer (contiguous, or with the given strides).
 template <typename T>
-at::Tensor wrap(const T* data, at::IntArrayRef sizes) {
-  return at::from_blob(const_cast<T*>(data), sizes,
-                       at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+at::Tensor wrap(const T* data, at::IntArrayRef sizes, at::OptionalIntArrayRef strides = {}) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  if (strides) return at::from_blob(const_cast<T*>(data), sizes, *strides, options);
+  return at::from_blob(const_cast<T*>(data), sizes, options);
 }
 
 // product[Cout, P] = weight[Cout, depth] @ cols[depth, P]
@@ -201,9 +203,8 @@ void run_tile(const Source<T>& s, int64_t cout, bool mask_at_source,
     const T* bias = banks[0].bias;
     store([&](int64_t co, int64_t) { return bias ? A(bias[co]) : A(0); });
     gather_columns(s, static_cast<const T*>(nullptr), t, buf.cols.data());
-    at::Tensor dst = at::from_blob(first, {cout, P}, {plane, 1},
-                                   at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
-    dst.addmm_(wrap(banks[0].weight, {cout, depth}), wrap(buf.cols.data(), {depth, P}));
+    wrap(first, {cout, P}, at::IntArrayRef{plane, 1})
+        .addmm_(wrap(banks[0].weight, {cout, depth}), wrap(buf.cols.data(), {depth, P}));
     return;
   }
   // The output mask of each pixel, through the padding map (dx runs over the padded domain).
