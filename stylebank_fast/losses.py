@@ -20,6 +20,7 @@ __all__ = [
     "build_loss_network",
     "gram",
     "identity_loss",
+    "out_of_range",
     "total_variation",
 ]
 
@@ -93,6 +94,16 @@ def total_variation(images: Tensor) -> Tensor:
     return dy.pow(2).mean() + dx.pow(2).mean()
 
 
+def out_of_range(images: Tensor) -> Tensor:
+    """Mean squared distance of pixels from [0, 1]; zero for any image inside it.
+
+    The loss network cannot tell a pixel above 1 from a brighter one, so without this the
+    stylising branch learns to push saturated colours far out of range (blown-out blobs once
+    the output is clipped to an image).
+    """
+    return (F.relu(-images).pow(2) + F.relu(images - 1).pow(2)).mean()
+
+
 def identity_loss(output: Tensor, images: Tensor) -> Tensor:
     """The auto-encoder branch's loss: reconstruct the input."""
     return F.mse_loss(output, images)
@@ -106,10 +117,11 @@ class LossWeights:
     content: float = 1.0
     style: float = 100.0
     tv: float = 10.0
+    range: float = 100.0
 
 
 class PerceptualLoss(nn.Module):
-    """content + style + TV loss of stylised images against their contents and their styles.
+    """content + style + TV + range loss of stylised images against their contents and styles.
 
     Every term is normalised by its target, so each is about 1 when the output is unrelated:
     content = mean((F - Fc)^2) / mean(Fc^2) per image; style = per layer and image
@@ -149,6 +161,15 @@ class PerceptualLoss(nn.Module):
             style_loss = style_loss + (diff / self.scales[name][style_ids]).mean()
         style_loss = style_loss / len(self.net.layers.style)
         tv_loss = total_variation(output)
+        range_loss = out_of_range(output)
         w = self.weights
-        total = w.content * content_loss + w.style * style_loss + w.tv * tv_loss
-        return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}
+        total = (
+            w.content * content_loss + w.style * style_loss + w.tv * tv_loss + w.range * range_loss
+        )
+        return {
+            "total": total,
+            "content": content_loss,
+            "style": style_loss,
+            "tv": tv_loss,
+            "range": range_loss,
+        }

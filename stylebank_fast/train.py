@@ -49,6 +49,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     parser.add_argument("--style-weight", type=float, help=f"default {d['style_weight']}")
     parser.add_argument("--tv-weight", type=float, help=f"default {d['tv_weight']}")
     parser.add_argument(
+        "--range-weight",
+        type=float,
+        help=f"penalty on pixels outside [0, 1], default {d['range_weight']}",
+    )
+    parser.add_argument(
         "--checkpoint-every", type=int, help=f"steps (default {d['checkpoint_every']})"
     )
     parser.add_argument("--seed", type=int, help=f"default {d['seed']}")

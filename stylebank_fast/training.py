@@ -64,6 +64,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 100.0
     tv_weight: float = 10.0
+    range_weight: float = 100.0  # keeps stylised pixels inside [0, 1] (losses.out_of_range)
     kernel_size: int = 3
     seed: int = 0
     checkpoint_every: int = 500
@@ -165,7 +166,9 @@ class _Run:
         self.sampler = ContentSampler(find_images(config.content), config.size)
         style_images = [self._style_image(path) for path in config.styles]
         net = build_loss_network(config.loss_net, config.loss_net_weights, device)
-        weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
+        weights = LossWeights(
+            config.content_weight, config.style_weight, config.tv_weight, config.range_weight
+        )
         self.loss = PerceptualLoss(net, style_images, weights)
         model.requires_grad_(config.base_styles == 0)  # incremental: freeze E, D, old banks
         for i in range(config.base_styles, model.n_styles):

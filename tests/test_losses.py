@@ -7,7 +7,13 @@ import torch
 
 from stylebank_fast.efficientnet_lite import EfficientNetLite0
 from stylebank_fast.errors import WeightsError
-from stylebank_fast.losses import LossWeights, PerceptualLoss, build_loss_network, gram
+from stylebank_fast.losses import (
+    LossWeights,
+    PerceptualLoss,
+    build_loss_network,
+    gram,
+    out_of_range,
+)
 from stylebank_fast.vgg import VGG16_ENV, VGG16_FILE, VGG16Features, find_vgg16_weights
 
 
@@ -115,5 +121,18 @@ def test_loss_is_zero_at_its_targets(perceptual):
     torch.testing.assert_close(terms["style"], torch.tensor(0.0))
     assert perceptual(content, content, torch.tensor([0]))["style"] > 0.05
     w = perceptual.weights
+    assert terms["range"] == 0
     expected = w.content * terms["content"] + w.style * terms["style"] + w.tv * terms["tv"]
     torch.testing.assert_close(terms["total"], expected)
+    bright = perceptual(content + 0.5, content, torch.tensor([1]))  # pixels pushed past 1
+    assert bright["range"] > 0
+    without_range = sum(getattr(w, name) * bright[name] for name in ("content", "style", "tv"))
+    torch.testing.assert_close(bright["total"], without_range + w.range * bright["range"])
+
+
+def test_out_of_range_is_the_squared_distance_from_the_unit_interval():
+    images = torch.tensor([[-0.5, 0.0, 0.3, 1.0, 3.0]], requires_grad=True)
+    loss = out_of_range(images)
+    torch.testing.assert_close(loss, torch.tensor((0.25 + 4.0) / 5))
+    loss.backward()  # pulls only the pixels outside [0, 1], towards it
+    torch.testing.assert_close(images.grad, torch.tensor([[-0.2, 0.0, 0.0, 0.0, 0.8]]))
