@@ -201,8 +201,9 @@ class StyleBankNet(nn.Module):
 
         `style` is one of: None (the auto-encoder branch E->D); an int or a name (all images);
         int64 ids [N] (one style per image); float weights [N,K] or [1,K], or a dict
-        {style: weight} (linear fusion); float masks [N,K,h,w] at any resolution (region
-        fusion, resized to the feature map; `mask_on` as in `bank_conv2d`).
+        {style: weight} (linear fusion); float masks [N,K,h,w] (region fusion; `mask_on` as
+        in `bank_conv2d`): at the image's size (pixel-exact), at the feature map's (see
+        `padded_size`), or any other size (stretched over the padded image).
         `strength` blends the banks' features with the encoder's before decoding:
         1 is the full style, 0 the auto-encoder's reconstruction.
         """
@@ -211,16 +212,33 @@ class StyleBankNet(nn.Module):
         if style is not None:
             mix = self._mix(style, images.shape[0], images.device)
             if mix.dim() == 4:
-                mix = F.interpolate(mix, size=features.shape[-2:], mode="bilinear", antialias=True)
+                mix = self._masks_for(mix, (h, w), features.shape[-2:])
             styled = self.bank(features, mix, mask_on)
             features = styled if strength == 1 else torch.lerp(features, styled, strength)
         return self.decoder(features)[..., :h, :w]
 
+    def padded_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size an h x w image is padded to (bottom/right) before encoding: a multiple of
+        4 (two stride-2 layers), at least `min_size`. The feature map is a quarter of it."""
+        return max(-(-h // 4) * 4, self.min_size()), max(-(-w // 4) * 4, self.min_size())
+
+    @staticmethod
+    def _masks_for(masks: Tensor, image: tuple[int, int], features: tuple[int, int]) -> Tensor:
+        """Masks resized to the feature map. Masks at the image's size are first padded as the
+        image is, so each feature pixel averages exactly the mask pixels it covers."""
+        if masks.shape[-2:] == features:
+            return masks
+        if masks.shape[-2:] == image:
+            pad_h, pad_w = 4 * features[0] - image[0], 4 * features[1] - image[1]
+            masks = F.pad(masks, (0, pad_w, 0, pad_h), mode="replicate")
+            return F.avg_pool2d(masks, 4)
+        return F.interpolate(masks, size=features, mode="bilinear", antialias=True)
+
     def _pad(self, images: Tensor) -> Tensor:
-        """Pads bottom/right to a multiple of 4 (and at least `min_size`): two stride-2 layers."""
+        """Pads bottom/right to `padded_size` (reflecting, or replicating tiny images)."""
         h, w = images.shape[-2:]
-        pad_h = max(-(-h // 4) * 4, self.min_size()) - h
-        pad_w = max(-(-w // 4) * 4, self.min_size()) - w
+        padded_h, padded_w = self.padded_size(h, w)
+        pad_h, pad_w = padded_h - h, padded_w - w
         if pad_h == 0 and pad_w == 0:
             return images
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"

@@ -67,6 +67,21 @@ def test_region_masks_pick_styles_by_region(net):
     torch.testing.assert_close(mixed[..., 9:], right[..., 9:])
 
 
+def test_image_sized_masks_align_with_the_feature_pixels(net):
+    # 10x14 is padded to 12x16 before encoding: features 3x4, feature pixel j covers image
+    # columns [4j, 4j+4). A mask split at column 8 is feature column 2's left edge exactly.
+    x = torch.rand(2, 3, 10, 14)
+    mask = torch.zeros(2, 3, 10, 14)
+    mask[:, 0, :, :8] = 1
+    mask[:, 2, :, 8:] = 1
+    at_features = torch.zeros(2, 3, 3, 4)
+    at_features[:, 0, :, :2] = 1
+    at_features[:, 2, :, 2:] = 1
+    assert net.padded_size(10, 14) == (12, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, mask), net(x, at_features))
+
+
 def test_autoencoder_branch_skips_the_banks(net):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():

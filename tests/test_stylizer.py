@@ -94,6 +94,12 @@ def test_region_masks_and_feather():
     weights = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
     hard = region_masks(labels, weights)
     assert hard.shape == (1, 3, 6, 10)
+    # at the feature map's resolution: padded to 8x12, 4x4 cells averaged (column 1 straddles
+    # the border at image column 5)
+    cells = region_masks(labels, weights, padded=(8, 12), cell=4)
+    assert cells.shape == (1, 3, 2, 3)
+    torch.testing.assert_close(cells[0, 0], torch.tensor([[1.0, 0.25, 0.0]]).expand(2, 3))
+    torch.testing.assert_close(cells.sum(1), torch.ones(1, 2, 3))
     assert torch.equal(hard[0, 0], (labels[0] == 0).float())
     assert torch.equal(hard[0, 2], 0.5 * (labels[0] == 1).float())
     soft = region_masks(labels, weights, feather=2)
