@@ -8,7 +8,7 @@ import torch
 from conftest import requires_extension
 
 import stylebank_fast as sb
-from stylebank_fast.fast_inference import fast_model
+from stylebank_fast.fast_inference import _channel_mean_var, fast_model
 
 pytestmark = requires_extension
 
@@ -64,6 +64,15 @@ def test_fast_encoder_features(model: sb.StyleBankNet) -> None:
         torch.testing.assert_close(
             fast_model(model).encode(x), model.encode(x), rtol=1e-4, atol=1e-4
         )
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 130, 131), (1, 3, 7, 9)])  # several blocks; one
+def test_channel_statistics_in_blocks(shape: tuple[int, ...]) -> None:
+    x = (torch.randn(shape) * 3 + 10).contiguous(memory_format=torch.channels_last)
+    mean, var = _channel_mean_var(x)
+    expected_var, expected_mean = torch.var_mean(x.double(), (2, 3), correction=0, keepdim=True)
+    torch.testing.assert_close(mean.double(), expected_mean)
+    torch.testing.assert_close(var.double(), expected_var)
 
 
 def test_fast_model_leaves_model_alone(model: sb.StyleBankNet) -> None:
