@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -12,6 +11,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from ._files import temp_file_beside
 from .errors import DataError, StyleBankError
 
 __all__ = ["open_image", "image_format", "save_image", "to_tensor", "to_pil"]
@@ -59,9 +59,8 @@ def save_image(image: Image.Image, path: PathLike) -> None:
     path = Path(path)
     fmt = image_format(path)
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = temp_file_beside(path)
     except OSError as error:
         raise StyleBankError(f"cannot write {path}: {error.strerror or error}") from None
     try:

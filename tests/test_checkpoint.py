@@ -43,6 +43,21 @@ def test_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.sbk"]  # no temp files left
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from PIL import Image
+
+    from stylebank_fast.imageio import save_image
+
+    previous = os.umask(0o022)
+    try:
+        save_model(_model(0), tmp_path / "m.sbk")
+        save_image(Image.new("RGB", (4, 3)), tmp_path / "out.png")
+    finally:
+        os.umask(previous)
+    for name in ("m.sbk", "out.png"):  # as open(path, "w") gives, not mkstemp's 0o600
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
 def test_files_are_loaded_without_running_code(tmp_path, monkeypatch):
     calls = []
     real_load = torch.load
