@@ -1,7 +1,7 @@
 """Makes the gallery PNG: example photos x styles, a linear-fusion row and region fusion.
 
-    python examples/make_gallery.py --model model.sbk             # writes docs/gallery.png
-    python examples/make_gallery.py --styles starry_night,mosaic --blend starry_night,mosaic
+    python examples/make_gallery.py --blend starry_night,the_scream   # docs/gallery.png
+    python examples/make_gallery.py --model model.sbk --styles 0,2 --blend 0,2 --out g.png
 
 Without --model it uses the built-in model. Rows: each photo in examples/photos/ and its
 stylizations; then one photo blended from one style to another (linear fusion); then one photo
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from stylebank_fast import Stylizer
-from stylebank_fast.imageio import open_image
+from stylebank_fast.imageio import open_image, save_image
 
 HERE = Path(__file__).parent
 LABEL_H = 22  # pixels of caption above each tile
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = load_photos(args.photos, args.size)
     canvas = compose(gallery_rows(stylizer, photos, styles, blend), args.size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(args.out, optimize=True)
+    save_image(canvas, args.out)
     print(f"wrote {args.out} ({canvas.width}x{canvas.height})")
     return 0
 
