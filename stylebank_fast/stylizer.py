@@ -33,9 +33,9 @@ Style = Union[str, int, Mapping[Union[str, int], float]]
 def _builtin_model() -> StyleBankNet:
     if not BUILTIN_MODEL.is_file():
         raise StyleBankError(
-            f"no built-in model is installed yet ({BUILTIN_MODEL} is missing); pass a model "
-            "file trained with `python -m stylebank_fast.train` (model= in Python, --model on "
-            "the command line)"
+            f"the built-in model is missing ({BUILTIN_MODEL}): reinstall stylebank_fast, or "
+            "pass a model file trained with `python -m stylebank_fast.train` (model= in "
+            "Python, --model on the command line)"
         )
     return load_model(BUILTIN_MODEL)
 

@@ -201,4 +201,4 @@ def test_builtin_model_missing_exit_2(capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(stylizer, "BUILTIN_MODEL", tmp_path / "none.sbk")
     assert main(["--list-styles", "--device", "cpu"]) == 2
-    assert "no built-in model is installed" in capsys.readouterr().err
+    assert "the built-in model is missing" in capsys.readouterr().err

@@ -173,7 +173,7 @@ def test_regions_auto(stylizer, photo):
 
 def test_builtin_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(stylizer_module, "BUILTIN_MODEL", tmp_path / "none.sbk")
-    with pytest.raises(sb.StyleBankError, match="no built-in model.*stylebank_fast.train"):
+    with pytest.raises(sb.StyleBankError, match="built-in model is missing.*stylebank_fast.train"):
         sb.Stylizer(device="cpu")
 
 
