@@ -49,12 +49,31 @@ def label_map(source: LabelSource, size: tuple[int, int]) -> tuple[Tensor, int]:
         raise StyleBankError(
             f"a region map must be a label array [H,W] or a colour image, got shape {array.shape}"
         )
-    values, labels = np.unique(array, return_inverse=True)
-    labels = torch.from_numpy(labels.reshape(array.shape).astype(np.int64))
+    labels, count = _dense_labels(array)
+    labels = torch.from_numpy(labels)
     if tuple(labels.shape) != tuple(size):
         labels = F.interpolate(labels[None, None].double(), size=size, mode="nearest-exact")
         labels = labels[0, 0].long()
-    return labels, len(values)
+    return labels, count
+
+
+def _dense_labels(array: np.ndarray) -> tuple[np.ndarray, int]:
+    """The values of `array` renumbered 0..R-1 in sorted order (int64, same shape), and R.
+
+    Integer maps with a modest value range (label maps; colours packed in 24 bits) take a
+    lookup table, linear in the pixels; np.unique sorts them all (~100 ms at 1024x768).
+    """
+    if array.dtype.kind in "iub" and array.size:
+        low = int(array.min())
+        span = int(array.max()) - low + 1
+        if span <= max(1 << 24, array.size):
+            shifted = array.astype(np.int64) - low
+            present = np.zeros(span, bool)
+            present[shifted.ravel()] = True
+            lookup = np.cumsum(present) - 1
+            return lookup[shifted], int(present.sum())
+    values, labels = np.unique(array, return_inverse=True)
+    return labels.reshape(array.shape).astype(np.int64), len(values)
 
 
 def kmeans(points: Tensor, n: int, iterations: int = 20, seed: int = 0) -> Tensor:

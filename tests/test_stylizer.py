@@ -110,6 +110,23 @@ def test_region_masks_and_feather():
     assert (row[:-1] >= row[1:]).all()
 
 
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([[5, -3, 5], [7, 7, -3]]),  # negative ints
+        np.array([[True, False], [True, True]]),
+        np.array([[0, 1 << 40], [3, 0]]),  # a range too wide for a lookup table
+        np.array([[0.5, 0.25], [0.5, 2.0]]),  # floats
+        np.arange(12, dtype=np.uint8).reshape(3, 4)[:, ::-1],
+    ],
+)
+def test_label_map_numbers_values_in_sorted_order(array):
+    labels, count = label_map(array, array.shape)
+    values, inverse = np.unique(array, return_inverse=True)
+    assert count == len(values)
+    assert np.array_equal(labels.numpy(), inverse.reshape(array.shape))
+
+
 def test_label_map_from_colours_any_size(tmp_path):
     colours = np.zeros((4, 6, 3), np.uint8)
     colours[:, 3:] = (255, 0, 0)
