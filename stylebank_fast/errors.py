@@ -17,3 +17,7 @@ class DataError(StyleBankError, ValueError):
 
 class WeightsError(StyleBankError, FileNotFoundError):
     """Pretrained loss-network weights that are missing or do not fit the network."""
+
+
+class ExtensionError(StyleBankError, RuntimeError):
+    """The compiled operator library is missing or does not load (the message says how to fix)."""

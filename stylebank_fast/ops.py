@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .errors import ExtensionError
 
 __all__ = ["bank_conv2d", "reference_bank_conv2d", "backend_info", "extension_available"]
 
@@ -19,6 +22,15 @@ _BUILD_HINT = (
     "(a C++ compiler is needed; see README.md), or set "
     f"{_ALLOW_REFERENCE_ENV}=1 to run the slow pure-PyTorch reference instead."
 )
+
+_PACKAGE = Path(__file__).parent
+if (_PACKAGE.parent / "setup.py").is_file() and not any(_PACKAGE.glob("_C.*")):
+    # `pip install .` builds _C into site-packages, but from the repository root Python imports
+    # this source folder first, which has none
+    _BUILD_HINT = (
+        f"Python imported the source folder {_PACKAGE}, which has no built extension (run from "
+        "the repository root, it shadows a copy installed with `pip install .`). " + _BUILD_HINT
+    )
 
 try:
     from . import _C  # noqa: F401  (registers torch.ops.stylebank_fast.*)
@@ -117,7 +129,7 @@ def bank_conv2d(
             return reference_bank_conv2d(
                 x, weight, bias, mix, padding_mode=padding_mode, mask_on=mask_on
             )
-        raise RuntimeError(
+        raise ExtensionError(
             f"stylebank_fast.bank_conv2d: the compiled extension is not available "
             f"({_EXTENSION_ERROR}). {_BUILD_HINT}"
         )

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,6 +170,20 @@ def test_missing_extension_says_how_to_build():
     assert result.stderr.count("could not be loaded") == 1
     assert "ERROR" in result.stdout and "pip install --no-build-isolation" in result.stdout
     assert "STYLEBANK_FAST_ALLOW_REFERENCE=1" in result.stdout
+
+
+def test_missing_extension_cli_exits_2_without_a_traceback(tmp_path):
+    photo = Path(__file__).parents[1] / "examples" / "photos" / "tubingen.jpg"
+    code = (
+        "import sys\n"
+        "from stylebank_fast.stylize import main\n"
+        f"sys.exit(main([{str(photo)!r}, '--style', '0', '-o', {str(tmp_path / 'o.png')!r}]))\n"
+    )
+    result = run_without_extension(code, allow_reference=False)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "extension is not available" in result.stderr and "pip install" in result.stderr
+    assert not list(tmp_path.iterdir())  # no partial output
 
 
 def test_missing_extension_reference_opt_in():
