@@ -33,16 +33,25 @@ def cuda_wanted() -> bool:
     sources_exist = bool(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
     if forced == "0":
         return False
-    buildable = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-    if forced == "1":
-        if not (buildable and sources_exist):
-            sys.exit(
-                "STYLEBANK_FAST_CUDA=1, but the CUDA kernels cannot be built: "
-                f"torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME}, "
-                f"CUDA sources present: {sources_exist}"
-            )
-        return True
-    return buildable and sources_exist
+    home = cpp_extension.CUDA_HOME
+    # torch guesses CUDA_HOME from nvcc's folder; a wrapper script in /usr/local/bin makes
+    # that /usr/local, which has no CUDA headers or libraries: the link would fail
+    toolkit = home is not None and os.path.isfile(os.path.join(home, "include", "cuda_runtime.h"))
+    buildable = torch.version.cuda is not None and toolkit and sources_exist
+    why = (
+        f"torch.version.cuda={torch.version.cuda}, CUDA_HOME={home} "
+        f"({'a CUDA toolkit' if toolkit else 'no include/cuda_runtime.h there'}), "
+        f"CUDA sources present: {sources_exist}"
+    )
+    if forced == "1" and not buildable:
+        sys.exit(f"STYLEBANK_FAST_CUDA=1, but the CUDA kernels cannot be built: {why}")
+    if torch.version.cuda is not None and home is not None and not buildable:
+        print(
+            f"stylebank_fast: building the CPU kernels only ({why}); set CUDA_HOME to the "
+            "CUDA toolkit for the CUDA kernels",
+            file=sys.stderr,
+        )
+    return buildable
 
 
 def sources(pattern: str) -> list:
