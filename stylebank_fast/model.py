@@ -212,7 +212,7 @@ class StyleBankNet(nn.Module):
         if style is not None:
             mix = self._mix(style, images.shape[0], images.device)
             if mix.dim() == 4:
-                mix = self._masks_for(mix, (h, w), features.shape[-2:])
+                mix = self.feature_masks(mix, (h, w))
             styled = self.bank(features, mix, mask_on)
             features = styled if strength == 1 else torch.lerp(features, styled, strength)
         return self.decoder(features)[..., :h, :w]
@@ -222,16 +222,20 @@ class StyleBankNet(nn.Module):
         4 (two stride-2 layers), at least `min_size`. The feature map is a quarter of it."""
         return max(-(-h // 4) * 4, self.min_size()), max(-(-w // 4) * 4, self.min_size())
 
-    @staticmethod
-    def _masks_for(masks: Tensor, image: tuple[int, int], features: tuple[int, int]) -> Tensor:
-        """Masks resized to the feature map. Masks at the image's size are first padded as the
-        image is, so each feature pixel averages exactly the mask pixels it covers."""
+    def feature_masks(self, masks: Tensor, image: tuple[int, int]) -> Tensor:
+        """Masks [N,C,h,w] for an image of size `image` (H, W), resized to its feature map.
+
+        Masks at the image's size are padded as the image is and averaged per 4x4 cell, so each
+        feature pixel gets exactly the mask pixels it covers; masks already at the feature
+        map's size are kept; any other size is stretched over the padded image.
+        """
+        padded = self.padded_size(*image)
+        features = (padded[0] // 4, padded[1] // 4)
         if masks.shape[-2:] == features:
             return masks
-        if masks.shape[-2:] == image:
-            pad_h, pad_w = 4 * features[0] - image[0], 4 * features[1] - image[1]
-            masks = F.pad(masks, (0, pad_w, 0, pad_h), mode="replicate")
-            return F.avg_pool2d(masks, 4)
+        if masks.shape[-2:] == tuple(image):
+            pad = (0, padded[1] - image[1], 0, padded[0] - image[0])
+            return F.avg_pool2d(F.pad(masks, pad, mode="replicate"), 4)
         return F.interpolate(masks, size=features, mode="bilinear", antialias=True)
 
     def _pad(self, images: Tensor) -> Tensor:

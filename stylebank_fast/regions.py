@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -128,24 +128,18 @@ def region_masks(
     labels: Tensor,
     weights: Tensor,
     feather: int = 0,
-    padded: tuple[int, int] | None = None,
-    cell: int = 1,
+    resize: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Bank masks [N,K,H',W'] from region labels [N,H,W] (0..R-1) and each region's bank
     weights [R,K] (rows summing to 1). `feather` > 0 softens region borders over that many
     pixels on each side (the masks still sum to 1 at every pixel).
 
-    With `padded` (Hp, Wp) and `cell`, the regions are padded at the bottom/right to Hp x Wp
-    (replicating the border), then each cell x cell block is averaged: masks at the resolution
-    of a feature map whose pixel covers that block, so the K-channel masks are never built at
-    the image's size.
+    `resize` maps the R region maps [N,R,H,W] to another resolution before they become K bank
+    masks, e.g. `StyleBankNet.feature_masks`, so the K masks are never built at image size.
     """
     regions = F.one_hot(labels, weights.shape[0]).permute(0, 3, 1, 2).to(weights)
     if feather > 0:
         regions = _box_blur(regions, feather)
-    if padded is not None:
-        h, w = regions.shape[-2:]
-        regions = F.pad(regions, (0, padded[1] - w, 0, padded[0] - h), mode="replicate")
-    if cell > 1:
-        regions = F.avg_pool2d(regions, cell)
+    if resize is not None:
+        regions = resize(regions)
     return torch.einsum("nrhw,rk->nkhw", regions, weights)

@@ -192,11 +192,11 @@ class Stylizer:
                 f"({', '.join(map(str, region_styles))}); give one style per region"
             )
         weights = torch.stack([self.style_weights(s) for s in region_styles])
-        # built at the feature map's resolution (a feature pixel covers 4x4 image pixels)
-        padded = self.model.padded_size(h, w)
-        return region_masks(
-            labels.to(self.device), weights.to(self.device), feather, padded, cell=4
-        )
+
+        def to_features(maps: Tensor) -> Tensor:
+            return self.model.feature_masks(maps, (h, w))
+
+        return region_masks(labels.to(self.device), weights.to(self.device), feather, to_features)
 
     def _as_batch(self, image: ImageInput) -> tuple[Tensor, bool]:
         """`image` as float [N,3,H,W] on the model's device, and whether it was a tensor."""

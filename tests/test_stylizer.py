@@ -96,7 +96,8 @@ def test_region_masks_and_feather():
     assert hard.shape == (1, 3, 6, 10)
     # at the feature map's resolution: padded to 8x12, 4x4 cells averaged (column 1 straddles
     # the border at image column 5)
-    cells = region_masks(labels, weights, padded=(8, 12), cell=4)
+    net = sb.StyleBankNet(1)
+    cells = region_masks(labels, weights, resize=lambda maps: net.feature_masks(maps, (6, 10)))
     assert cells.shape == (1, 3, 2, 3)
     torch.testing.assert_close(cells[0, 0], torch.tensor([[1.0, 0.25, 0.0]]).expand(2, 3))
     torch.testing.assert_close(cells.sum(1), torch.ones(1, 2, 3))
