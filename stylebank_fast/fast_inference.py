@@ -4,13 +4,18 @@ computed faster.
 `fast_model(model)` walks the model's own `nn.Sequential` encoder and decoder (so the network's
 structure lives only in `model.py`) and replaces runs of layers by faster equivalents:
 
-* nearest x2 upsample + 3x3 reflect conv -> four 2x2 convolutions at the low resolution (one
-  per output phase, 4/9 of the multiply-adds), interleaved into the full-resolution output;
-* the last conv (32 -> 3 channels, 9x9) -> a conv on the 2x2 space-to-depth image with 12
-  outputs (oneDNN vectorises over output channels: 3 of 16 lanes would be used);
 * InstanceNorm + ReLU -> per-channel statistics, then the affine and the ReLU in one pass,
   written straight into the padded input buffer of the next convolution;
-* activations in channels_last (the layout oneDNN's convolutions run fastest in);
+* nearest x2 upsample + 3x3 reflect conv + InstanceNorm + ReLU -> four 2x2 convolutions at the
+  low resolution (one per output phase, 4/9 of the multiply-adds); the normalisation reads each
+  phase where the convolution left it and writes it to its pixels of the next convolution's
+  input, so the full-resolution image is written once;
+* the last conv (32 -> 3 channels, 9x9) -> a conv on the 2x2 space-to-depth image with 12
+  outputs (oneDNN vectorises over output channels: 3 of 16 lanes would be used); the
+  normalisation before it writes its input in that layout;
+* activations in channels_last (the layout oneDNN's convolutions run fastest in), in padded
+  buffers kept from one call to the next: at 1024x768 the page faults of a fresh 100 MB
+  buffer cost more than the pass that fills it;
 * optionally bfloat16 weights and activations (the normalisations' scale and shift are computed
   in float32; the bank runs in float32 between the bfloat16 encoder and decoder).
 
@@ -21,6 +26,7 @@ strength, cropping) is reused unchanged.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,41 +37,83 @@ from .model import StyleBankNet
 __all__ = ["fast_model", "FastLayers"]
 
 
-def _fill_border(out: Tensor, p: int, mode: str) -> Tensor:
-    """Fills the p-pixel border of `out` from its interior, by reflection or replication."""
-    h, w = out.shape[-2] - 2 * p, out.shape[-1] - 2 * p
-    rows = slice(p, p + h)
-    for i in range(1, p + 1):  # columns of the interior rows first, then whole rows (corners)
-        left, right = (p + i, p + w - 1 - i) if mode == "reflect" else (p, p + w - 1)
-        out[..., rows, p - i] = out[..., rows, left]
-        out[..., rows, p + w - 1 + i] = out[..., rows, right]
-    for i in range(1, p + 1):
-        top, bottom = (p + i, p + h - 1 - i) if mode == "reflect" else (p, p + h - 1)
-        out[..., p - i, :] = out[..., top, :]
-        out[..., p + h - 1 + i, :] = out[..., bottom, :]
-    return out
+class _Buffers:
+    """The padded input buffers of one FastLayers call, one per step, kept for the next call
+    (reallocated when the size changes)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, str], Tensor] = {}
+
+    def empty(self, slot: tuple[int, str], shape: tuple[int, ...], like: Tensor) -> Tensor:
+        buf = self._kept.get(slot)
+        if buf is None or (buf.shape, buf.dtype, buf.device) != (shape, like.dtype, like.device):
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._kept[slot] = buf
+        return buf
 
 
-def _padded_empty(x: Tensor, p: int) -> tuple[Tensor, Tensor]:
-    """An uninitialised channels_last buffer with a p-pixel border, and its interior view."""
-    n, c, h, w = x.shape
-    out = torch.empty(
-        n,
-        c,
-        h + 2 * p,
-        w + 2 * p,
-        dtype=x.dtype,
-        device=x.device,
-        memory_format=torch.channels_last,
-    )
-    return out, out[..., p : p + h, p : p + w]
+@dataclass
+class _Layout:
+    """How a step stores its output for the next convolution: padded by `pad` pixels (by
+    reflection or replication), as an NHWC image (`phases` 1) or as its 2x2 space-to-depth image
+    (`phases` 2, channels ordered (row phase, column phase, C)), the input of a phased conv.
 
+    The buffer is handled as a [N, Hc, f, Wc, f, C] view: padded pixel (R, S) of the image is
+    [:, R // f, R % f, S // f, S % f]."""
 
-def _pad(x: Tensor, p: int, mode: str) -> Tensor:
-    """F.pad(x, (p,) * 4, mode) into a channels_last buffer."""
-    out, interior = _padded_empty(x, p)
-    interior.copy_(x)
-    return _fill_border(out, p, mode)
+    pad: int
+    mode: str
+    phases: int = 1
+
+    def empty(
+        self, buffers: _Buffers, slot: tuple[int, str], n: int, c: int, h: int, w: int, like: Tensor
+    ):
+        """A buffer for an [N,C,h,w] image (uninitialised), as the 6-D view above."""
+        f, p = self.phases, self.pad
+        if (h + 2 * p) % f or (w + 2 * p) % f:
+            raise ValueError(f"a space-to-depth buffer needs even sizes, got {h}x{w} + {p}")
+        shape = (n, (h + 2 * p) // f, (w + 2 * p) // f, f, f, c)
+        return buffers.empty(slot, shape, like).permute(0, 1, 3, 2, 4, 5)
+
+    def interior(self, buf: Tensor, h: int, w: int) -> Tensor:
+        """The image's h x w pixels as an [N, h, w, C] view (NHWC buffers only)."""
+        if self.phases != 1:
+            raise ValueError("a space-to-depth buffer is written phase by phase")
+        p = self.pad
+        return buf[:, p : p + h, 0, p : p + w, 0]
+
+    def phase_interior(self, buf: Tensor, h: int, w: int) -> Tensor:
+        """The image's 2h x 2w pixels as an [N, h, 2, w, 2, C] view: pixel (2i+a, 2j+b) is
+        [:, i, a, j, b]."""
+        p, f = self.pad, self.phases
+        if f == 2:
+            return buf[:, p // 2 : p // 2 + h, :, p // 2 : p // 2 + w]
+        return self.interior(buf, 2 * h, 2 * w).unflatten(1, (h, 2)).unflatten(3, (w, 2))
+
+    def fill_border(self, buf: Tensor, h: int, w: int) -> Tensor:
+        """Fills the border of an h x w image's buffer from its interior; returns the buffer as
+        the channels_last [N, f*f*C, Hc, Wc] tensor a convolution reads."""
+        p, f = self.pad, self.phases
+
+        def source(i: int, size: int) -> int:  # the padded index whose value index i takes
+            k = i - p
+            if self.mode == "reflect":
+                k = -k if k < 0 else min(k, 2 * (size - 1) - k)
+            else:
+                k = min(max(k, 0), size - 1)
+            return k + p
+
+        border = [*range(p), *range(p + h, h + 2 * p)]
+        for i in border:  # rows (all columns: the column border is overwritten below)
+            j = source(i, h)
+            buf[:, i // f, i % f].copy_(buf[:, j // f, j % f])
+        border = [*range(p), *range(p + w, w + 2 * p)]
+        for i in border:  # columns, all rows (corners included)
+            j = source(i, w)
+            buf[:, :, :, i // f, i % f].copy_(buf[:, :, :, j // f, j % f])
+        n, hc, _, wc, _, c = buf.shape
+        nhwc = buf.permute(0, 1, 3, 2, 4, 5).reshape(n, hc, wc, f * f * c)  # a view
+        return nhwc.permute(0, 3, 1, 2)
 
 
 def _weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
@@ -75,10 +123,7 @@ def _weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
 class _Conv(nn.Module):
     """A Conv2d (reflect or zero padding) on channels_last activations.
 
-    A stride-1 reflect conv with few output channels (the decoder's last, 32 -> 3) wastes most
-    of oneDNN's 16-wide output vectors; on even-sized inputs it runs instead on the 2x2
-    space-to-depth image (4*C_in channels, half resolution) as a conv with 4*C_out outputs,
-    one per output phase, followed by a pixel shuffle.
+    With `prepadded` set (by FastLayers), the previous step delivers the input already padded.
     """
 
     def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
@@ -86,36 +131,59 @@ class _Conv(nn.Module):
         if conv.padding[0] != conv.padding[1]:
             raise ValueError(f"only square padding is supported: {conv}")
         reflect = conv.padding_mode == "reflect" and conv.padding[0] > 0
-        # (pixels, mode) the input is padded by; `prepadded`: the previous step already did
-        self.in_pad = (conv.padding[0], "reflect") if reflect else None
+        # how the input is padded; `prepadded`: by the previous step
+        self.in_layout = _Layout(conv.padding[0], "reflect") if reflect else None
         self.prepadded = False
+        self.slot = 0
         self.stride = conv.stride
         self.conv_padding = 0 if reflect else conv.padding
         self.register_buffer("weight", _weight(conv.weight, dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype), persistent=False)
-        self.phased = reflect and conv.stride == (1, 1) and 4 * conv.out_channels <= 16
-        if self.phased:
-            self.register_buffer(
-                "phase_weight", _phase_weight(conv.weight, dtype), persistent=False
-            )
-            self.register_buffer("phase_bias", self.bias.repeat_interleave(4), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.in_pad is not None and not self.prepadded:
-            x = _pad(x, *self.in_pad)
-        if self.phased and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
-            y = F.conv2d(_space_to_depth(x), self.phase_weight, self.phase_bias)
-            return F.pixel_shuffle(y, 2)
+    def forward(self, x: Tensor, buffers: _Buffers) -> Tensor:
+        if self.in_layout is not None and not self.prepadded:
+            x = _pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+        else:
+            x = x.to(self.weight.dtype, memory_format=torch.channels_last)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.conv_padding)
 
 
-def _space_to_depth(x: Tensor) -> Tensor:
-    """2x2 space-to-depth of a channels_last image, channels ordered (row phase p, column
-    phase q, C) so that the copy moves whole pixels (pixel_unshuffle's (C, p, q) is far slower)."""
+def _pad(
+    x: Tensor, layout: _Layout, buffers: _Buffers, slot: tuple[int, str], like: Tensor
+) -> Tensor:
+    """`x` (any dtype and memory layout) padded as `layout` says, in `like`'s dtype."""
     n, c, h, w = x.shape
-    nhwc = x.permute(0, 2, 3, 1).reshape(n, h // 2, 2, w // 2, 2 * c)
-    out = nhwc.transpose(2, 3).reshape(n, h // 2, w // 2, 4 * c)
-    return out.permute(0, 3, 1, 2)
+    buf = layout.empty(buffers, slot, n, c, h, w, like)
+    layout.interior(buf, h, w).copy_(x.permute(0, 2, 3, 1))
+    return layout.fill_border(buf, h, w)
+
+
+class _PhasedConv(nn.Module):
+    """A stride-1 reflect conv with few outputs (the decoder's last, 32 -> 3), run on the 2x2
+    space-to-depth image (4*C_in channels, half resolution) as a conv with 4*C_out outputs, one
+    per output phase, followed by a pixel shuffle. The previous step delivers its input padded,
+    in space-to-depth form (`in_layout`)."""
+
+    def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.in_layout = _Layout(conv.padding[0], "reflect", phases=2)
+        self.register_buffer("weight", _phase_weight(conv.weight, dtype), persistent=False)
+        self.register_buffer(
+            "bias", conv.bias.detach().to(dtype).repeat_interleave(4), persistent=False
+        )
+
+    @staticmethod
+    def fits(conv: nn.Conv2d) -> bool:
+        return (
+            conv.padding_mode == "reflect"
+            and conv.stride == (1, 1)
+            and conv.padding[0] == conv.padding[1] == conv.kernel_size[0] // 2
+            and conv.padding[0] % 2 == 0
+            and 4 * conv.out_channels <= 16
+        )
+
+    def forward(self, x: Tensor, buffers: _Buffers) -> Tensor:
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
 
 
 def _phase_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
@@ -136,51 +204,6 @@ def _phase_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
                     v, q = divmod(b + dx, 2)
                     out[:, a, b, p, q, :, u, v] = weight[:, :, dy, dx]
     return _weight(out.reshape(c_out * 4, 4 * c_in, taps, taps), dtype)
-
-
-class _UpsampleConv(nn.Module):
-    """Nearest x2 upsample followed by a 3x3 reflect-padded conv, at the low resolution.
-
-    Output row 2i+a of the upsampled conv reads upsampled rows 2i+a-1 .. 2i+a+1, i.e. input
-    rows {i-1, i} (a=0, taps 0 | 1+2) or {i, i+1} (a=1, taps 0+1 | 2); likewise for columns.
-    At the border, reflecting the upsampled image (row -1 -> row 1 = input row 0) is
-    replicating the input, so: replicate-pad the input by 1, run one 2x2 conv holding the four
-    phases' kernels as 4*C_out channels, and take phase (a, b) from the window offset (a, b).
-    """
-
-    def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
-        super().__init__()
-        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding_mode != "reflect":
-            raise ValueError(f"expected a 3x3 stride-1 reflect conv after the upsample: {conv}")
-        w = conv.weight.detach().double()
-        # rows[a] sums the 3 taps into the 2 input rows phase a reads
-        rows = [torch.stack([w[:, :, 0], w[:, :, 1] + w[:, :, 2]], 2)]
-        rows.append(torch.stack([w[:, :, 0] + w[:, :, 1], w[:, :, 2]], 2))
-        phases = []
-        for a in (0, 1):
-            r = rows[a]
-            cols = [torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1)]
-            cols.append(torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1))
-            phases += cols  # order (a, b) = (0,0), (0,1), (1,0), (1,1)
-        self.c_out = w.shape[0]
-        self.in_pad = (1, "replicate")
-        self.prepadded = False
-        self.register_buffer("weight", _weight(torch.cat(phases), dtype), persistent=False)
-        self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.prepadded:
-            x = _pad(x, *self.in_pad)
-        n, _, h, w = x.shape
-        h, w = h - 2, w - 2
-        y = F.conv2d(x, self.weight, self.bias)
-        # y: [N, 4*C, h+1, w+1] (channels_last); write each phase into its pixels of the output
-        out = torch.empty(n, h, 2, w, 2, self.c_out, dtype=y.dtype, device=y.device)
-        phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, self.c_out))
-        for a in (0, 1):
-            for b in (0, 1):
-                out[:, :, a, :, b] = phases[:, a : a + h, b : b + w, a, b]
-        return out.view(n, 2 * h, 2 * w, self.c_out).permute(0, 3, 1, 2)
 
 
 _STATS_CHUNK = 16384  # pixels per block of centred squares: a small buffer that stays in cache
@@ -206,38 +229,132 @@ def _channel_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
     return mean.view(n, c, 1, 1), var.view(n, c, 1, 1)
 
 
-class _InstanceNormReLU(nn.Module):
-    """InstanceNorm2d (affine, biased variance) followed by ReLU: statistics, then the affine
-    and the ReLU in one pass.
-
-    With `out_pad` set (by FastLayers) it writes into the interior of a buffer padded as the
-    next convolution needs, saving that convolution a copy of its input.
-    """
+class _NormReLU(nn.Module):
+    """The InstanceNorm2d (affine, biased variance) + ReLU that follows a convolution."""
 
     def __init__(self, norm: nn.InstanceNorm2d) -> None:
         super().__init__()
         self.eps = norm.eps
-        self.out_pad: tuple[int, str] | None = None
-        self.register_buffer("gamma", norm.weight.detach().float()[:, None, None], persistent=False)
-        self.register_buffer("beta", norm.bias.detach().float()[:, None, None], persistent=False)
+        self.out_layout: _Layout | None = None  # set by FastLayers: where the output goes
+        self.slot = 0
+        self.register_buffer("gamma", norm.weight.detach().float(), persistent=False)
+        self.register_buffer("beta", norm.bias.detach().float(), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        mean, var = _channel_mean_var(x)
-        scale = self.gamma * torch.rsqrt(var.float() + self.eps)
-        shift = self.beta - mean.float() * scale
-        if self.out_pad is None:
-            out, interior = x, x
+    def scale_shift(self, mean: Tensor, var: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """[N,1,1,C] factors of the affine that normalises channels of this mean and variance."""
+        n = mean.shape[0]
+        scale = self.gamma * torch.rsqrt(var.float().view(n, -1) + self.eps)
+        shift = self.beta - mean.float().view(n, -1) * scale
+        return scale.to(dtype).view(n, 1, 1, -1), shift.to(dtype).view(n, 1, 1, -1)
+
+
+class _InstanceNormReLU(_NormReLU):
+    """InstanceNorm + ReLU: statistics, then the affine and the ReLU in one pass, in place or
+    into the next convolution's padded input."""
+
+    def forward(self, x: Tensor, buffers: _Buffers) -> Tensor:
+        n, c, h, w = x.shape
+        scale, shift = self.scale_shift(*_channel_mean_var(x), x.dtype)
+        pixels = x.permute(0, 2, 3, 1)
+        if self.out_layout is None:
+            torch.addcmul(shift, pixels, scale, out=pixels).relu_()
+            return x
+        buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, h, w, x)
+        interior = self.out_layout.interior(buf, h, w)
+        torch.addcmul(shift, pixels, scale, out=interior).relu_()
+        return self.out_layout.fill_border(buf, h, w)
+
+
+class _UpsampleConvNormReLU(_NormReLU):
+    """Nearest x2 upsample, 3x3 reflect-padded conv, InstanceNorm and ReLU, at the low
+    resolution.
+
+    Output row 2i+a of the upsampled conv reads upsampled rows 2i+a-1 .. 2i+a+1, i.e. input
+    rows {i-1, i} (a=0, taps 0 | 1+2) or {i, i+1} (a=1, taps 0+1 | 2); likewise for columns.
+    At the border, reflecting the upsampled image (row -1 -> row 1 = input row 0) is
+    replicating the input, so: replicate-pad the input by 1, run one 2x2 conv holding the four
+    phases' kernels as 4*C_out channels, and find phase (a, b) at window offset (a, b). The
+    normalisation takes its statistics over those four windows and writes each phase to its
+    pixels of the output.
+    """
+
+    def __init__(self, conv: nn.Conv2d, norm: nn.InstanceNorm2d, dtype: torch.dtype) -> None:
+        super().__init__(norm)
+        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding_mode != "reflect":
+            raise ValueError(f"expected a 3x3 stride-1 reflect conv after the upsample: {conv}")
+        w = conv.weight.detach().double()
+        # rows[a] sums the 3 taps into the 2 input rows phase a reads
+        rows = [torch.stack([w[:, :, 0], w[:, :, 1] + w[:, :, 2]], 2)]
+        rows.append(torch.stack([w[:, :, 0] + w[:, :, 1], w[:, :, 2]], 2))
+        phases = []
+        for a in (0, 1):
+            r = rows[a]
+            cols = [torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1)]
+            cols.append(torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1))
+            phases += cols  # order (a, b) = (0,0), (0,1), (1,0), (1,1)
+        self.c_out = w.shape[0]
+        self.in_layout = _Layout(1, "replicate")
+        self.prepadded = False
+        self.register_buffer("weight", _weight(torch.cat(phases), dtype), persistent=False)
+        self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
+
+    def forward(self, x: Tensor, buffers: _Buffers) -> Tensor:
+        if not self.prepadded:
+            x = _pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+        n, _, h, w = x.shape
+        h, w, c = h - 2, w - 2, self.c_out
+        y = F.conv2d(x, self.weight, self.bias)  # [N, 4C, h+1, w+1], channels_last
+        phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, c))  # [N, h+1, w+1, a, b, C]
+        scale, shift = self.scale_shift(*_phase_mean_var(y, phases, h, w), y.dtype)
+        if self.out_layout is None:
+            buf = torch.empty(n, 2 * h, 2 * w, c, dtype=y.dtype, device=y.device)
+            out = buf.view(n, h, 2, w, 2, c)
         else:
-            out, interior = _padded_empty(x, self.out_pad[0])
-        torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype), out=interior).relu_()
-        return out if self.out_pad is None else _fill_border(out, *self.out_pad)
+            buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, 2 * h, 2 * w, y)
+            out = self.out_layout.phase_interior(buf, h, w)
+        for a in (0, 1):
+            for b in (0, 1):
+                window = phases[:, a : a + h, b : b + w, a, b]
+                torch.addcmul(shift, window, scale, out=out[:, :, a, :, b]).relu_()
+        if self.out_layout is None:
+            return buf.permute(0, 3, 1, 2)
+        return self.out_layout.fill_border(buf, 2 * h, 2 * w)
+
+
+def _phase_mean_var(y: Tensor, phases: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Mean and variance [N,C] of the upsampled conv's output from its four phase windows.
+
+    Statistics over all of `y` (contiguous, so fast), minus the one row and one column that
+    lie outside each phase's window, then the four phases pooled.
+    """
+    n, _, rows, cols = y.shape
+    c = phases.shape[-1]
+    count = rows * cols
+    mean_all, var_all = (s.view(n, 2, 2, c).double() for s in _channel_mean_var(y))
+    means, variances = [], []
+    for a in (0, 1):
+        for b in (0, 1):
+            row, col = (h if a == 0 else 0), (w if b == 0 else 0)
+            inner = slice(0, h) if a == 0 else slice(1, h + 1)
+            outside = torch.cat([phases[:, row, :, a, b], phases[:, inner, col, a, b]], 1)
+            shift = mean_all[:, a, b]  # [N, C]: the mean the squares of var_all are centred on
+            d = outside.double() - shift[:, None]
+            total = -d.sum(1)  # the window's, as the whole map's deviations sum to zero
+            squares = count * var_all[:, a, b] - d.square().sum(1)
+            mean = total / (h * w)
+            means.append(shift + mean)
+            variances.append(squares / (h * w) - mean.square())
+    mean = torch.stack(means).mean(0)
+    var = torch.stack([v + (m - mean).square() for m, v in zip(means, variances)]).mean(0)
+    return mean, var
 
 
 class FastLayers(nn.Module):
     """The inference-only equivalent of an encoder or decoder `nn.Sequential`.
 
     Input and output are float32 (NCHW values, any memory layout); inside, activations are
-    channels_last in `dtype`.
+    channels_last in `dtype`. The padded buffers between layers are kept for the next call
+    (one set per concurrent caller): about 0.35 GB for a 1024x768 image in float32.
     """
 
     def __init__(self, layers: nn.Sequential, dtype: torch.dtype = torch.float32) -> None:
@@ -245,32 +362,53 @@ class FastLayers(nn.Module):
         modules = list(layers)
         self.dtype = dtype
         self.steps = nn.ModuleList()
+        self._buffer_sets: list[_Buffers] = []
+
+        def follows(i: int, kind: type) -> bool:
+            return i < len(modules) and isinstance(modules[i], kind)
+
         i = 0
         while i < len(modules):
             m = modules[i]
             if isinstance(m, nn.Upsample):
                 if m.mode != "nearest" or m.scale_factor not in (2, 2.0, (2.0, 2.0)):
                     raise ValueError(f"only nearest x2 upsampling is supported, got {m}")
-                self.steps.append(_UpsampleConv(modules[i + 1], dtype))
-                i += 2
+                if not (
+                    follows(i + 1, nn.Conv2d)
+                    and follows(i + 2, nn.InstanceNorm2d)
+                    and follows(i + 3, nn.ReLU)
+                ):
+                    raise ValueError(f"no fast equivalent for {m} at position {i}")
+                self.steps.append(_UpsampleConvNormReLU(modules[i + 1], modules[i + 2], dtype))
+                i += 4
             elif isinstance(m, nn.Conv2d):
-                self.steps.append(_Conv(m, dtype))
+                after = self.steps[-1] if self.steps else None
+                phased = isinstance(after, _UpsampleConvNormReLU) and _PhasedConv.fits(m)
+                self.steps.append(_PhasedConv(m, dtype) if phased else _Conv(m, dtype))
                 i += 1
-            elif isinstance(m, nn.InstanceNorm2d) and isinstance(
-                modules[i + 1] if i + 1 < len(modules) else None, nn.ReLU
-            ):
+            elif isinstance(m, nn.InstanceNorm2d) and follows(i + 1, nn.ReLU):
                 self.steps.append(_InstanceNormReLU(m))
                 i += 2
             else:
                 raise ValueError(f"no fast equivalent for {m} at position {i}")
+        for slot, step in enumerate(self.steps):
+            step.slot = slot
         for norm, conv in zip(self.steps, self.steps[1:]):
-            if isinstance(norm, _InstanceNormReLU) and getattr(conv, "in_pad", None):
-                norm.out_pad, conv.prepadded = conv.in_pad, True
+            layout = getattr(conv, "in_layout", None)
+            if isinstance(norm, _NormReLU) and layout is not None:
+                norm.out_layout = layout
+                conv.prepadded = True
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.to(self.dtype, memory_format=torch.channels_last)
-        for step in self.steps:
-            x = step(x)
+        try:
+            buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different sets
+        except IndexError:
+            buffers = _Buffers()
+        try:
+            for step in self.steps:
+                x = step(x, buffers)
+        finally:
+            self._buffer_sets.append(buffers)
         return x.float()
 
 

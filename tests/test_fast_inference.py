@@ -112,3 +112,35 @@ def test_stylizer_bfloat16_needs_fast(tiny_model_path) -> None:
         torch.rand(3, 20, 24), style=0
     )
     assert out.dtype == torch.float32 and out.shape == (3, 20, 24)
+
+
+def test_kept_buffers_never_leak_into_results(model: sb.StyleBankNet) -> None:
+    """The padded buffers are reused from call to call (and reallocated for a new size): a
+    result must not change when the model runs again, and every size must stay exact."""
+    fast = fast_model(model)
+    g = torch.Generator().manual_seed(4)
+    inputs = [torch.rand(1, 3, *size, generator=g) for size in ((36, 52), (36, 52), (20, 28))]
+    with torch.inference_mode():
+        got = [fast(x, 1) for x in inputs]
+        want = [model(x, 1) for x in inputs]
+    for g_, w_ in zip(got, want):
+        torch.testing.assert_close(g_, w_, rtol=1e-4, atol=1e-4)
+
+
+def test_concurrent_calls_get_their_own_buffers(model: sb.StyleBankNet) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fast = fast_model(model)
+    inputs = [
+        torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(s)) for s in range(6)
+    ]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return fast(x, 2)
+
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(run, inputs))
+    with torch.inference_mode():
+        for x, out in zip(inputs, got):
+            torch.testing.assert_close(out, model(x, 2), rtol=1e-4, atol=1e-4)
