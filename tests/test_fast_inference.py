@@ -8,9 +8,16 @@ import torch
 from conftest import requires_extension
 
 import stylebank_fast as sb
+import stylebank_fast.fast_inference as fast_inference
 from stylebank_fast.fast_inference import _channel_mean_var, fast_model
 
 pytestmark = requires_extension
+
+
+@pytest.fixture(params=["bands", "one band"])
+def bands(request, monkeypatch) -> None:
+    """Passes over pixels run in cache-sized bands: test many small bands and a single one."""
+    monkeypatch.setattr(fast_inference, "_BAND_BYTES", 512 if request.param == "bands" else 1 << 40)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,9 @@ def _styles(n: int, h: int, w: int) -> dict:
 
 @pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90), (44, 60)])
 @pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks"])
-def test_fast_equals_module(model: sb.StyleBankNet, size: tuple[int, int], form: str) -> None:
+def test_fast_equals_module(
+    model: sb.StyleBankNet, size: tuple[int, int], form: str, bands: None
+) -> None:
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(2))
     style = _styles(2, *size)[form]
     fast = fast_model(model)
@@ -49,7 +58,9 @@ def test_fast_equals_module(model: sb.StyleBankNet, size: tuple[int, int], form:
 
 
 @pytest.mark.parametrize("size", [(2, 3), (3, 5), (7, 9)])
-def test_fast_decoder_odd_feature_sizes(model: sb.StyleBankNet, size: tuple[int, int]) -> None:
+def test_fast_decoder_odd_feature_sizes(
+    model: sb.StyleBankNet, size: tuple[int, int], bands: None
+) -> None:
     """Upsample + reflect conv as phase convolutions, exact at the borders of odd sizes."""
     features = torch.randn(2, 128, *size)
     with torch.inference_mode():
@@ -66,9 +77,10 @@ def test_fast_encoder_features(model: sb.StyleBankNet) -> None:
         )
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 130, 131), (1, 3, 7, 9)])  # several blocks; one
-def test_channel_statistics_in_blocks(shape: tuple[int, ...]) -> None:
-    x = (torch.randn(shape) * 3 + 10).contiguous(memory_format=torch.channels_last)
+@pytest.mark.parametrize("shape", [(2, 5, 130, 131), (1, 3, 7, 9)])
+def test_channel_statistics_in_blocks(shape: tuple[int, ...], bands: None) -> None:
+    rows = torch.linspace(0, 4, shape[2])[:, None]  # a mean that drifts from block to block
+    x = (torch.randn(shape) * 3 + 10 + rows).contiguous(memory_format=torch.channels_last)
     mean, var = _channel_mean_var(x)
     expected_var, expected_mean = torch.var_mean(x.double(), (2, 3), correction=0, keepdim=True)
     torch.testing.assert_close(mean, expected_mean.float(), rtol=1e-6, atol=0)
