@@ -219,7 +219,7 @@ def _channel_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image, per-channel mean and biased variance [N,C,1,1] of channels_last `x`.
 
     One pass over blocks of pixels that stay in cache, summing deviations and squared
-    deviations from a shift (the first block's mean): exact where E[x^2] - mean^2 would cancel,
+    deviations from a shift (the first block's mean): accurate where E[x^2] - mean^2 would cancel,
     and no image-sized temporary (at 1024x768 the page faults of one cost more than the
     arithmetic).
     """
@@ -227,12 +227,13 @@ def _channel_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
     pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels_last input
     chunks = [pixels[:, band] for band in _bands(h * w, pixels[:, 0])]
     shift = chunks[0].mean(1, keepdim=True)
-    sums, squares = pixels.new_zeros(n, 1, c), pixels.new_zeros(n, 1, c)
+    acc = torch.promote_types(x.dtype, torch.float32)  # bfloat16 sums are kept in float32
+    sums, squares = (torch.zeros(n, 1, c, dtype=acc, device=x.device) for _ in range(2))
     block = torch.empty_like(chunks[0])
     for chunk in chunks:
         d = torch.sub(chunk, shift, out=block[:, : chunk.shape[1]])
-        sums += d.sum(1, keepdim=True)
-        squares += d.square_().sum(1, keepdim=True)
+        sums += d.sum(1, keepdim=True, dtype=acc)
+        squares += d.square_().sum(1, keepdim=True, dtype=acc)
     mean = sums / (h * w)
     var = squares / (h * w) - mean.square()
     return (shift + mean).view(n, c, 1, 1), var.view(n, c, 1, 1)
