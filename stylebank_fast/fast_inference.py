@@ -67,7 +67,7 @@ class _Layout:
 
     def empty(
         self, buffers: _Buffers, slot: tuple[int, str], n: int, c: int, h: int, w: int, like: Tensor
-    ):
+    ) -> Tensor:
         """A buffer for an [N,C,h,w] image (uninitialised), as the 6-D view above."""
         f, p = self.phases, self.pad
         if (h + 2 * p) % f or (w + 2 * p) % f:
