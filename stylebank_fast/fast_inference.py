@@ -430,7 +430,8 @@ def fast_model(model: StyleBankNet, dtype: torch.dtype = torch.float32) -> Style
     """An inference-only copy of `model` with fast encoder/decoder (call it in inference mode).
 
     It shares the bank (and its parameters) with `model`; later changes to `model`'s encoder or
-    decoder weights are not seen. `dtype=torch.bfloat16` runs the convolutions in bfloat16
+    decoder weights are not seen. It keeps its padded activation buffers from one call to the
+    next (see `FastLayers`); they go when it does. `dtype=torch.bfloat16` runs the convolutions in bfloat16
     (faster on CPUs with AVX512-BF16/AMX; slightly less exact: see tests/test_fast_inference.py).
     """
     fast = copy.copy(model)  # shares parameters and buffers; gets its own module table below
