@@ -167,6 +167,7 @@ class _PhasedConv(nn.Module):
     def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
         super().__init__()
         self.in_layout = _Layout(conv.padding[0], "reflect", phases=2)
+        self.prepadded = True  # always: FastLayers puts it only after an _UpsampleConvNormReLU
         self.register_buffer("weight", _phase_weight(conv.weight, dtype), persistent=False)
         self.register_buffer(
             "bias", conv.bias.detach().to(dtype).repeat_interleave(4), persistent=False
@@ -374,7 +375,6 @@ class FastLayers(nn.Module):
     def __init__(self, layers: nn.Sequential, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         modules = list(layers)
-        self.dtype = dtype
         self.steps = nn.ModuleList()
         self._buffer_sets: list[_Buffers] = []
 
