@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared check for a lent GPU machine (torch already installed, no package registry),
 # in one call of under 8 minutes: builds the extension for sm_90, runs the CUDA tests, the CUDA
-# benchmark, and compute-sanitizer (memcheck, racecheck) on a small case, then prints a short
+# benchmarks (bank_conv2d, end-to-end stylization), and compute-sanitizer (memcheck, racecheck) on a small case, then prints a short
 # table. Logs go to $OUT (the device tool brings them back) or build/gpu_check/.
 #
 #   bash bench/gpu_check.sh
@@ -52,6 +52,7 @@ step build 180 $python -m pip install --no-build-isolation --no-deps -e . &&
   $python -c 'import stylebank_fast as sb; print(sb.backend_info())'
 step tests 150 $python -m pytest -q -x tests/test_cuda.py
 step bench 90 $python bench/bank_conv.py --device cuda --budget 0.3 --json "$out/bank_conv_cuda.json"
+step stylize 90 $python bench/stylize.py --device cuda --budget 0.5 --json "$out/stylize_cuda.json"
 sanitizer=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
 for tool in memcheck racecheck; do
   step "$tool" 30 "$sanitizer" --tool "$tool" --error-exitcode 9 $python -c "$SMALL_CASE"
@@ -59,6 +60,8 @@ done
 
 echo
 grep '^|' "$out/bench.log" || true
+echo
+grep '^|' "$out/stylize.log" || true
 echo
 echo "| step | result | time |"
 echo "|---|---|---|"

@@ -4,6 +4,7 @@ torch.compile with CUDA graphs and bitwise reproducibility."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -145,3 +146,35 @@ def test_deterministic_mode_is_bitwise_reproducible(dtype):
         torch.use_deterministic_algorithms(False)
     for run in runs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(runs[0], run))
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
+def test_fast_network_on_cuda_matches_the_cpu_module_path(dtype):
+    """The inference rewrite (kept buffers, phase layouts, banded passes) on a GPU."""
+    from stylebank_fast.fast_inference import fast_model
+
+    torch.manual_seed(0)
+    model = sb.StyleBankNet(3).eval()
+    reference = copy.deepcopy(model)
+    x = torch.rand(2, 3, 37, 53)
+    masks = torch.rand(2, 3, 37, 53)
+    fast = fast_model(model.cuda(), dtype)
+    tol = 1e-3 if dtype == torch.float32 else 5e-2  # TF32 convolutions; bfloat16
+    with torch.inference_mode():
+        for style in (None, 1, {0: 0.3, 2: 0.7}, masks):
+            on_gpu = style.cuda() if isinstance(style, torch.Tensor) else style
+            got = [fast(x.cuda(), on_gpu).cpu() for _ in range(2)]  # buffers reused
+            want = reference(x, style)
+            for out in got:
+                torch.testing.assert_close(out, want, rtol=tol, atol=tol)
+
+
+def test_stylizer_on_cuda(tiny_model_path):
+    photo = torch.rand(3, 45, 61)
+    gpu = sb.Stylizer(tiny_model_path, device="cuda")
+    cpu = sb.Stylizer(tiny_model_path, device="cpu", fast=False)
+    halves = (torch.arange(61) >= 30).int().expand(45, 61).numpy()
+    for kwargs in ({"style": 0}, {"regions": halves, "region_styles": [0, 1]}):
+        torch.testing.assert_close(
+            gpu.stylize(photo, **kwargs), cpu.stylize(photo, **kwargs), rtol=2e-3, atol=2e-3
+        )
