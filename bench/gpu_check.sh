@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one prepared check for a lent GPU machine (torch already installed, no package registry),
 # in one call of under 8 minutes: builds the extension for sm_90, runs the CUDA tests, the CUDA
-# benchmarks (bank_conv2d, end-to-end stylization), and compute-sanitizer (memcheck, racecheck) on a small case, then prints a short
-# table. Logs go to $OUT (the device tool brings them back) or build/gpu_check/.
+# benchmarks (bank_conv2d, end-to-end stylization) and compute-sanitizer (memcheck, racecheck)
+# on a small case, then prints a short table. Logs go to $OUT (the device tool brings them back)
+# or build/gpu_check/.
 #
 #   bash bench/gpu_check.sh
 set -uo pipefail
