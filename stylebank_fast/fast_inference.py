@@ -211,7 +211,10 @@ _BAND_BYTES = 2 << 20  # a block of pixels small enough to stay in cache between
 
 
 def _bands(rows: int, row: Tensor):
-    """Slices of `rows` rows, each about _BAND_BYTES of pixels like `row` (one row)."""
+    """Slices of `rows` rows, each about _BAND_BYTES of pixels like `row` (one row); a single
+    slice on a GPU, where more kernel launches would cost and no cache is to be kept warm."""
+    if row.device.type != "cpu":
+        return (slice(0, rows),)
     step = max(1, _BAND_BYTES // max(1, row.numel() * row.element_size()))
     return (slice(start, start + step) for start in range(0, rows, step))
 
