@@ -86,7 +86,7 @@ setup(
     name="stylebank_fast",
     version="0.1.0",
     description="Fast StyleBank neural style transfer on a fused multi-bank convolution",
-    packages=["stylebank_fast"],
+    packages=["stylebank_fast", "stylebank_fast.fast_inference"],
     package_data={"stylebank_fast": ["assets/*"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "pillow"],

@@ -8,8 +8,8 @@ import torch
 from conftest import requires_extension
 
 import stylebank_fast as sb
-import stylebank_fast.fast_inference as fast_inference
-from stylebank_fast.fast_inference import _channel_mean_var, fast_model
+from stylebank_fast.fast_inference import fast_model, statistics
+from stylebank_fast.fast_inference.statistics import channel_mean_var
 
 pytestmark = requires_extension
 
@@ -17,7 +17,7 @@ pytestmark = requires_extension
 @pytest.fixture(params=["bands", "one band"])
 def bands(request, monkeypatch) -> None:
     """Passes over pixels run in cache-sized bands: test many small bands and a single one."""
-    monkeypatch.setattr(fast_inference, "_BAND_BYTES", 512 if request.param == "bands" else 1 << 40)
+    monkeypatch.setattr(statistics, "BAND_BYTES", 512 if request.param == "bands" else 1 << 40)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_fast_encoder_features(model: sb.StyleBankNet) -> None:
 def test_channel_statistics_in_blocks(shape: tuple[int, ...], bands: None) -> None:
     rows = torch.linspace(0, 4, shape[2])[:, None]  # a mean that drifts from block to block
     x = (torch.randn(shape) * 3 + 10 + rows).contiguous(memory_format=torch.channels_last)
-    mean, var = _channel_mean_var(x)
+    mean, var = channel_mean_var(x)
     expected_var, expected_mean = torch.var_mean(x.double(), (2, 3), correction=0, keepdim=True)
     torch.testing.assert_close(mean, expected_mean.float(), rtol=1e-6, atol=0)
     torch.testing.assert_close(var, expected_var.float(), rtol=1e-5, atol=0)

@@ -1,0 +1,120 @@
+"""Inference-only rewrite of a trained StyleBankNet's encoder and decoder: the same function,
+computed faster.
+
+`fast_model(model)` walks the model's own `nn.Sequential` encoder and decoder (so the network's
+structure lives only in `model.py`) and replaces runs of layers by faster equivalents:
+
+* InstanceNorm + ReLU -> per-channel statistics, then the affine and the ReLU in one pass,
+  written straight into the padded input buffer of the next convolution;
+* nearest x2 upsample + 3x3 reflect conv + InstanceNorm + ReLU -> four 2x2 convolutions at the
+  low resolution (one per output phase, 4/9 of the multiply-adds); the normalisation reads each
+  phase where the convolution left it and writes it to its pixels of the next convolution's
+  input, so the full-resolution image is written once;
+* the last conv (32 -> 3 channels, 9x9) -> a conv on the 2x2 space-to-depth image with 12
+  outputs (oneDNN vectorises over output channels: 3 of 16 lanes would be used); the
+  normalisation before it writes its input in that layout;
+* activations in channels_last (the layout oneDNN's convolutions run fastest in), in padded
+  buffers kept from one call to the next: at 1024x768 the page faults of a fresh 100 MB
+  buffer cost more than the pass that fills it;
+* optionally bfloat16 weights and activations (the normalisations' scale and shift are computed
+  in float32; the bank runs in float32 between the bfloat16 encoder and decoder).
+
+The bank keeps using the fused `bank_conv2d`, so `StyleBankNet.forward` (mixes, region masks,
+strength, cropping) is reused unchanged.
+
+Here: `fast_model` and `FastLayers` (the public part; FastLayers maps layers to steps and wires
+each step's output layout to the next step's input). The steps live in `convolutions.py` and
+`normalisations.py`, the padded buffers and their layouts in `buffers.py`, the per-channel
+statistics in `statistics.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from ..model import StyleBankNet
+from .buffers import Buffers
+from .convolutions import Conv, PhasedConv
+from .normalisations import InstanceNormReLU, NormReLU, UpsampleConvNormReLU
+
+__all__ = ["fast_model", "FastLayers"]
+
+
+class FastLayers(nn.Module):
+    """The inference-only equivalent of an encoder or decoder `nn.Sequential`.
+
+    Input and output are float32 (NCHW values, any memory layout); inside, activations are
+    channels_last in `dtype`. The padded buffers between layers are kept for the next call
+    (one set per concurrent caller): about 0.35 GB for a 1024x768 image in float32.
+    """
+
+    def __init__(self, layers: nn.Sequential, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        modules = list(layers)
+        self.steps = nn.ModuleList()
+        self._buffer_sets: list[Buffers] = []
+
+        def follows(i: int, kind: type) -> bool:
+            return i < len(modules) and isinstance(modules[i], kind)
+
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if isinstance(m, nn.Upsample):
+                if m.mode != "nearest" or m.scale_factor not in (2, 2.0, (2.0, 2.0)):
+                    raise ValueError(f"only nearest x2 upsampling is supported, got {m}")
+                if not (
+                    follows(i + 1, nn.Conv2d)
+                    and follows(i + 2, nn.InstanceNorm2d)
+                    and follows(i + 3, nn.ReLU)
+                ):
+                    raise ValueError(f"no fast equivalent for {m} at position {i}")
+                self.steps.append(UpsampleConvNormReLU(modules[i + 1], modules[i + 2], dtype))
+                i += 4
+            elif isinstance(m, nn.Conv2d):
+                after = self.steps[-1] if self.steps else None
+                phased = isinstance(after, UpsampleConvNormReLU) and PhasedConv.fits(m)
+                self.steps.append(PhasedConv(m, dtype) if phased else Conv(m, dtype))
+                i += 1
+            elif isinstance(m, nn.InstanceNorm2d) and follows(i + 1, nn.ReLU):
+                self.steps.append(InstanceNormReLU(m))
+                i += 2
+            else:
+                raise ValueError(f"no fast equivalent for {m} at position {i}")
+        for slot, step in enumerate(self.steps):
+            step.slot = slot
+        for norm, conv in zip(self.steps, self.steps[1:]):
+            layout = getattr(conv, "in_layout", None)
+            if isinstance(norm, NormReLU) and layout is not None:
+                norm.out_layout = layout
+                conv.prepadded = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        try:
+            buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different sets
+        except IndexError:
+            buffers = Buffers()
+        try:
+            for step in self.steps:
+                x = step(x, buffers)
+        finally:
+            self._buffer_sets.append(buffers)
+        return x.float()
+
+
+def fast_model(model: StyleBankNet, dtype: torch.dtype = torch.float32) -> StyleBankNet:
+    """An inference-only copy of `model` with fast encoder/decoder (call it in inference mode).
+
+    It shares the bank (and its parameters) with `model`; later changes to `model`'s encoder or
+    decoder weights are not seen. It keeps its padded activation buffers from one call to the
+    next (see `FastLayers`); they go when it does. `dtype=torch.bfloat16` runs the convolutions in bfloat16
+    (faster on CPUs with AVX512-BF16/AMX; slightly less exact: see tests/test_fast_inference.py).
+    """
+    fast = copy.copy(model)  # shares parameters and buffers; gets its own module table below
+    fast._modules = dict(model._modules)
+    fast.encoder = FastLayers(model.encoder, dtype)
+    fast.decoder = FastLayers(model.decoder, dtype)
+    return fast.eval()

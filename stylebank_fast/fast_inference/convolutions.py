@@ -1,0 +1,92 @@
+"""The fast layers' convolutions: channels_last, reading padded inputs the previous step wrote;
+the last conv on a space-to-depth image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .buffers import Buffers, Layout, pad
+
+
+def weight_like(weight: Tensor, dtype: torch.dtype) -> Tensor:
+    """A conv weight as the fast layers hold it: detached, in `dtype`, channels_last."""
+    return weight.detach().to(dtype, memory_format=torch.channels_last)
+
+
+class Conv(nn.Module):
+    """A Conv2d (reflect or zero padding) on channels_last activations.
+
+    With `prepadded` set (by FastLayers), the previous step delivers the input already padded.
+    """
+
+    def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
+        super().__init__()
+        if conv.padding[0] != conv.padding[1]:
+            raise ValueError(f"only square padding is supported: {conv}")
+        reflect = conv.padding_mode == "reflect" and conv.padding[0] > 0
+        # how the input is padded; `prepadded`: by the previous step
+        self.in_layout = Layout(conv.padding[0], "reflect") if reflect else None
+        self.prepadded = False
+        self.slot = 0
+        self.stride = conv.stride
+        self.conv_padding = 0 if reflect else conv.padding
+        self.register_buffer("weight", weight_like(conv.weight, dtype), persistent=False)
+        self.register_buffer("bias", conv.bias.detach().to(dtype), persistent=False)
+
+    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+        if self.in_layout is not None and not self.prepadded:
+            x = pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+        else:
+            x = x.to(self.weight.dtype, memory_format=torch.channels_last)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.conv_padding)
+
+
+class PhasedConv(nn.Module):
+    """A stride-1 reflect conv with few outputs (the decoder's last, 32 -> 3), run on the 2x2
+    space-to-depth image (4*C_in channels, half resolution) as a conv with 4*C_out outputs, one
+    per output phase, followed by a pixel shuffle. The previous step delivers its input padded,
+    in space-to-depth form (`in_layout`)."""
+
+    def __init__(self, conv: nn.Conv2d, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.in_layout = Layout(conv.padding[0], "reflect", phases=2)
+        self.prepadded = True  # always: FastLayers puts it only after an UpsampleConvNormReLU
+        self.register_buffer("weight", phase_weight(conv.weight, dtype), persistent=False)
+        self.register_buffer(
+            "bias", conv.bias.detach().to(dtype).repeat_interleave(4), persistent=False
+        )
+
+    @staticmethod
+    def fits(conv: nn.Conv2d) -> bool:
+        return (
+            conv.padding_mode == "reflect"
+            and conv.stride == (1, 1)
+            and conv.padding[0] == conv.padding[1] == conv.kernel_size[0] // 2
+            and conv.padding[0] % 2 == 0
+            and 4 * conv.out_channels <= 16
+        )
+
+    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
+
+
+def phase_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
+    """A kxk stride-1 conv's weight as the equivalent conv on the 2x2 space-to-depth input,
+    with 4*C_out outputs ordered (C_out, a, b) for pixel_shuffle.
+
+    Output pixel (2i+a, 2j+b) reads padded input rows 2i+a+dy = 2(i+u)+p, so tap dy lands at
+    row u = (a+dy)//2 of space-to-depth phase p = (a+dy)%2 (likewise for columns).
+    """
+    c_out, c_in, k, _ = weight.shape
+    taps = k // 2 + 1
+    out = weight.new_zeros(c_out, 2, 2, 2, 2, c_in, taps, taps)
+    for a in (0, 1):
+        for b in (0, 1):
+            for dy in range(k):
+                for dx in range(k):
+                    u, p = divmod(a + dy, 2)
+                    v, q = divmod(b + dx, 2)
+                    out[:, a, b, p, q, :, u, v] = weight[:, :, dy, dx]
+    return weight_like(out.reshape(c_out * 4, 4 * c_in, taps, taps), dtype)

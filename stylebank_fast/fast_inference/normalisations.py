@@ -1,0 +1,108 @@
+"""InstanceNorm + ReLU after a convolution, or fused with a nearest x2 upsample and the 3x3 conv
+after it, written straight into the next convolution's padded input."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .buffers import Buffers, Layout, pad
+from .convolutions import weight_like
+from .statistics import bands, channel_mean_var, phase_mean_var
+
+
+class NormReLU(nn.Module):
+    """The InstanceNorm2d (affine, biased variance) + ReLU that follows a convolution."""
+
+    def __init__(self, norm: nn.InstanceNorm2d) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.out_layout: Layout | None = None  # set by FastLayers: where the output goes
+        self.slot = 0
+        self.register_buffer("gamma", norm.weight.detach().float(), persistent=False)
+        self.register_buffer("beta", norm.bias.detach().float(), persistent=False)
+
+    def scale_shift(self, mean: Tensor, var: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """[N,1,1,C] factors of the affine that normalises channels of this mean and variance."""
+        n = mean.shape[0]
+        scale = self.gamma * torch.rsqrt(var.float().view(n, -1) + self.eps)
+        shift = self.beta - mean.float().view(n, -1) * scale
+        return scale.to(dtype).view(n, 1, 1, -1), shift.to(dtype).view(n, 1, 1, -1)
+
+
+class InstanceNormReLU(NormReLU):
+    """InstanceNorm + ReLU: statistics, then the affine and the ReLU in one pass, in place or
+    into the next convolution's padded input."""
+
+    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+        n, c, h, w = x.shape
+        scale, shift = self.scale_shift(*channel_mean_var(x), x.dtype)
+        pixels = x.permute(0, 2, 3, 1)
+        if self.out_layout is None:
+            buf, out = x, pixels
+        else:
+            buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, h, w, x)
+            out = self.out_layout.interior(buf, h, w)
+        for band in bands(h, pixels[:, 0]):  # the ReLU finds the band still in cache
+            torch.addcmul(shift, pixels[:, band], scale, out=out[:, band]).relu_()
+        return x if self.out_layout is None else self.out_layout.fill_border(buf, h, w)
+
+
+class UpsampleConvNormReLU(NormReLU):
+    """Nearest x2 upsample, 3x3 reflect-padded conv, InstanceNorm and ReLU, at the low
+    resolution.
+
+    Output row 2i+a of the upsampled conv reads upsampled rows 2i+a-1 .. 2i+a+1, i.e. input
+    rows {i-1, i} (a=0, taps 0 | 1+2) or {i, i+1} (a=1, taps 0+1 | 2); likewise for columns.
+    At the border, reflecting the upsampled image (row -1 -> row 1 = input row 0) is
+    replicating the input, so: replicate-pad the input by 1, run one 2x2 conv holding the four
+    phases' kernels as 4*C_out channels, and find phase (a, b) at window offset (a, b). The
+    normalisation takes its statistics over those four windows and writes each phase to its
+    pixels of the output.
+    """
+
+    def __init__(self, conv: nn.Conv2d, norm: nn.InstanceNorm2d, dtype: torch.dtype) -> None:
+        super().__init__(norm)
+        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding_mode != "reflect":
+            raise ValueError(f"expected a 3x3 stride-1 reflect conv after the upsample: {conv}")
+        w = conv.weight.detach().double()
+        # rows[a] sums the 3 taps into the 2 input rows phase a reads
+        rows = [torch.stack([w[:, :, 0], w[:, :, 1] + w[:, :, 2]], 2)]
+        rows.append(torch.stack([w[:, :, 0] + w[:, :, 1], w[:, :, 2]], 2))
+        phases = []
+        for a in (0, 1):
+            r = rows[a]
+            cols = [torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1)]
+            cols.append(torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1))
+            phases += cols  # order (a, b) = (0,0), (0,1), (1,0), (1,1)
+        self.c_out = w.shape[0]
+        self.in_layout = Layout(1, "replicate")
+        self.prepadded = False
+        self.register_buffer("weight", weight_like(torch.cat(phases), dtype), persistent=False)
+        self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
+
+    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+        if not self.prepadded:
+            x = pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+        n, _, h, w = x.shape
+        h, w, c = h - 2, w - 2, self.c_out
+        y = F.conv2d(x, self.weight, self.bias)  # [N, 4C, h+1, w+1], channels_last
+        phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, c))  # [N, h+1, w+1, a, b, C]
+        scale, shift = self.scale_shift(*phase_mean_var(y, phases, h, w), y.dtype)
+        if self.out_layout is None:
+            buf = torch.empty(n, 2 * h, 2 * w, c, dtype=y.dtype, device=y.device)
+            out = buf.view(n, h, 2, w, 2, c)
+        else:
+            buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, 2 * h, 2 * w, y)
+            out = self.out_layout.phase_interior(buf, h, w)
+        for band in bands(h, out[:, 0]):  # the ReLU finds the band still in cache
+            rows = range(h)[band]
+            for a in (0, 1):
+                for b in (0, 1):
+                    window = phases[:, rows.start + a : rows.stop + a, b : b + w, a, b]
+                    torch.addcmul(shift, window, scale, out=out[:, band, a, :, b])
+            out[:, band].relu_()
+        if self.out_layout is None:
+            return buf.permute(0, 3, 1, 2)
+        return self.out_layout.fill_border(buf, 2 * h, 2 * w)

@@ -1,0 +1,69 @@
+"""Per-channel statistics and cache-sized bands of pixels for the fast normalisations."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+BAND_BYTES = 2 << 20  # a block of pixels small enough to stay in cache between two passes
+
+
+def bands(rows: int, row: Tensor):
+    """Slices of `rows` rows, each about BAND_BYTES of pixels like `row` (one row); a single
+    slice on a GPU, where more kernel launches would cost and no cache is to be kept warm."""
+    if row.device.type != "cpu":
+        return (slice(0, rows),)
+    step = max(1, BAND_BYTES // max(1, row.numel() * row.element_size()))
+    return (slice(start, start + step) for start in range(0, rows, step))
+
+
+def channel_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image, per-channel mean and biased variance [N,C,1,1] of channels_last `x`.
+
+    One pass over blocks of pixels that stay in cache, summing deviations and squared
+    deviations from a shift (the first block's mean): accurate where E[x^2] - mean^2 would cancel,
+    and no image-sized temporary (at 1024x768 the page faults of one cost more than the
+    arithmetic).
+    """
+    n, c, h, w = x.shape
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels_last input
+    chunks = [pixels[:, band] for band in bands(h * w, pixels[:, 0])]
+    shift = chunks[0].mean(1, keepdim=True)
+    acc = torch.promote_types(x.dtype, torch.float32)  # bfloat16 sums are kept in float32
+    sums, squares = (torch.zeros(n, 1, c, dtype=acc, device=x.device) for _ in range(2))
+    block = torch.empty_like(chunks[0])
+    for chunk in chunks:
+        d = torch.sub(chunk, shift, out=block[:, : chunk.shape[1]])
+        sums += d.sum(1, keepdim=True, dtype=acc)
+        squares += d.square_().sum(1, keepdim=True, dtype=acc)
+    mean = sums / (h * w)
+    var = squares / (h * w) - mean.square()
+    return (shift + mean).view(n, c, 1, 1), var.view(n, c, 1, 1)
+
+
+def phase_mean_var(y: Tensor, phases: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Mean and variance [N,C] of the upsampled conv's output from its four phase windows.
+
+    Statistics over all of `y` (contiguous, so fast), minus the one row and one column that
+    lie outside each phase's window, then the four phases pooled.
+    """
+    n, _, rows, cols = y.shape
+    c = phases.shape[-1]
+    count = rows * cols
+    mean_all, var_all = (s.view(n, 2, 2, c).double() for s in channel_mean_var(y))
+    means, variances = [], []
+    for a in (0, 1):
+        for b in (0, 1):
+            row, col = (h if a == 0 else 0), (w if b == 0 else 0)
+            inner = slice(0, h) if a == 0 else slice(1, h + 1)
+            outside = torch.cat([phases[:, row, :, a, b], phases[:, inner, col, a, b]], 1)
+            shift = mean_all[:, a, b]  # [N, C]: the mean the squares of var_all are centred on
+            d = outside.double() - shift[:, None]
+            total = -d.sum(1)  # the window's, as the whole map's deviations sum to zero
+            squares = count * var_all[:, a, b] - d.square().sum(1)
+            mean = total / (h * w)
+            means.append(shift + mean)
+            variances.append(squares / (h * w) - mean.square())
+    mean = torch.stack(means).mean(0)
+    var = torch.stack([v + (m - mean).square() for m, v in zip(means, variances)]).mean(0)
+    return mean, var
