@@ -7,7 +7,7 @@ style, a 4-style blend and 4-region fusion (four vertical stripes, one style eac
           (NCHW float32), an nn.Conv2d per bank and naive fusion (the styles' convolutions,
           then the blend or the masked sum), with the same image conversions
   module  Stylizer(fast=False): the model's modules, the fused bank_conv2d
-  fast    Stylizer(): the inference rewrite (stylebank_fast/fast_inference.py), float32
+  fast    Stylizer(): the inference rewrite (stylebank_fast/fast_inference/), float32
   bf16    Stylizer(bfloat16=True), where the device supports bfloat16
 
 A random-weight model (K=8 banks of 3x3) is timed: speed does not depend on the weights.
