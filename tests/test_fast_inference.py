@@ -156,3 +156,17 @@ def test_concurrent_calls_get_their_own_buffers(model: sb.StyleBankNet) -> None:
     with torch.inference_mode():
         for x, out in zip(inputs, got):
             torch.testing.assert_close(out, model(x, 2), rtol=1e-4, atol=1e-4)
+
+
+def test_any_grad_mode_in_any_order(model: sb.StyleBankNet) -> None:
+    """Buffers kept from an inference-mode call cannot be written outside it (and back)."""
+    fast = fast_model(model)
+    x = torch.rand(1, 3, 32, 40)
+    with torch.inference_mode():
+        want = model(x, 1)
+    modes = [torch.inference_mode, torch.no_grad, torch.enable_grad, torch.inference_mode]
+    for mode in modes:
+        with mode():
+            got = fast(x, 1)
+        assert not got.requires_grad
+        torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-4)

@@ -98,15 +98,17 @@ class FastLayers(nn.Module):
         except IndexError:
             buffers = Buffers()
         try:
-            for step in self.steps:
-                x = step(x, buffers)
+            with torch.no_grad():  # writes into kept buffers: nothing here can be differentiated
+                for step in self.steps:
+                    x = step(x, buffers)
         finally:
             self._buffer_sets.append(buffers)
         return x.float()
 
 
 def fast_model(model: StyleBankNet, dtype: torch.dtype = torch.float32) -> StyleBankNet:
-    """An inference-only copy of `model` with fast encoder/decoder (call it in inference mode).
+    """An inference-only copy of `model` with fast encoder/decoder (no gradients flow through
+    them; it runs in any grad mode, fastest in inference mode).
 
     It shares the bank (and its parameters) with `model`; later changes to `model`'s encoder or
     decoder weights are not seen. It keeps its padded activation buffers from one call to the

@@ -18,7 +18,10 @@ class Buffers:
 
     def empty(self, slot: tuple[int, str], shape: tuple[int, ...], like: Tensor) -> Tensor:
         buf = self._kept.get(slot)
-        if buf is None or (buf.shape, buf.dtype, buf.device) != (shape, like.dtype, like.device):
+        # an inference tensor cannot be written outside inference mode: a call in the other
+        # mode gets new buffers
+        wanted = (shape, like.dtype, like.device, torch.is_inference_mode_enabled())
+        if buf is None or (buf.shape, buf.dtype, buf.device, buf.is_inference()) != wanted:
             buf = torch.empty(shape, dtype=like.dtype, device=like.device)
             self._kept[slot] = buf
         return buf
