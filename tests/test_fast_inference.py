@@ -170,3 +170,18 @@ def test_any_grad_mode_in_any_order(model: sb.StyleBankNet) -> None:
             got = fast(x, 1)
         assert not got.requires_grad
         torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_one_kept_block_serves_every_padded_buffer(model: sb.StyleBankNet) -> None:
+    fast = fast_model(model)
+    with torch.inference_mode():
+        fast(torch.rand(1, 3, 64, 96), 0)
+        assert fast.decoder._buffer_sets is fast.encoder._buffer_sets  # one network, one block
+        (buffers,) = fast.encoder._buffer_sets
+        block = buffers._block
+        largest = (64 + 8) * (96 + 8) * 32  # the last conv's padded input, the largest
+        assert block.numel() == largest
+        fast(torch.rand(1, 3, 64, 96), 1)
+        assert buffers._block is block  # the same size takes no new memory
+        fast(torch.rand(1, 3, 24, 40), 1)
+        assert buffers._block.numel() < block.numel() / 2  # a much smaller image lets it go

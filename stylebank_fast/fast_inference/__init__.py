@@ -47,15 +47,23 @@ class FastLayers(nn.Module):
     """The inference-only equivalent of an encoder or decoder `nn.Sequential`.
 
     Input and output are float32 (NCHW values, any memory layout); inside, activations are
-    channels_last in `dtype`. The padded buffers between layers are kept for the next call
-    (one set per concurrent caller): about 0.35 GB for a 1024x768 image in float32.
+    channels_last in `dtype`. The padded buffers between layers share one block of memory (the
+    largest of them: about 100 MB for a 1024x768 image in float32), kept for the next call; a
+    caller running while another one is gets a block of its own. `buffer_sets` shares the
+    blocks with other FastLayers that never run at the same time in one caller (the encoder and
+    decoder of one network).
     """
 
-    def __init__(self, layers: nn.Sequential, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        layers: nn.Sequential,
+        dtype: torch.dtype = torch.float32,
+        buffer_sets: list[Buffers] | None = None,
+    ) -> None:
         super().__init__()
         modules = list(layers)
         self.steps = nn.ModuleList()
-        self._buffer_sets: list[Buffers] = []
+        self._buffer_sets = [] if buffer_sets is None else buffer_sets
 
         def follows(i: int, kind: type) -> bool:
             return i < len(modules) and isinstance(modules[i], kind)
@@ -84,8 +92,6 @@ class FastLayers(nn.Module):
                 i += 2
             else:
                 raise ValueError(f"no fast equivalent for {m} at position {i}")
-        for slot, step in enumerate(self.steps):
-            step.slot = slot
         for norm, conv in zip(self.steps, self.steps[1:]):
             layout = getattr(conv, "in_layout", None)
             if isinstance(norm, NormReLU) and layout is not None:
@@ -94,14 +100,16 @@ class FastLayers(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         try:
-            buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different sets
+            buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different blocks
         except IndexError:
             buffers = Buffers()
+        buffers.begin()
         try:
             with torch.no_grad():  # writes into kept buffers: nothing here can be differentiated
                 for step in self.steps:
                     x = step(x, buffers)
         finally:
+            buffers.end()
             self._buffer_sets.append(buffers)
         return x.float()
 
@@ -111,12 +119,14 @@ def fast_model(model: StyleBankNet, dtype: torch.dtype = torch.float32) -> Style
     them; it runs in any grad mode, fastest in inference mode).
 
     It shares the bank (and its parameters) with `model`; later changes to `model`'s encoder or
-    decoder weights are not seen. It keeps its padded activation buffers from one call to the
-    next (see `FastLayers`); they go when it does. `dtype=torch.bfloat16` runs the convolutions in bfloat16
-    (faster on CPUs with AVX512-BF16/AMX; slightly less exact: see tests/test_fast_inference.py).
+    decoder weights are not seen. It keeps a block of memory for its padded activations from
+    one call to the next (see `FastLayers`); it goes when the copy does.
+    `dtype=torch.bfloat16` runs the convolutions in bfloat16 (faster on CPUs with
+    AVX512-BF16/AMX; slightly less exact: see tests/test_fast_inference.py).
     """
     fast = copy.copy(model)  # shares parameters and buffers; gets its own module table below
     fast._modules = dict(model._modules)
-    fast.encoder = FastLayers(model.encoder, dtype)
-    fast.decoder = FastLayers(model.decoder, dtype)
+    buffer_sets: list[Buffers] = []  # the encoder and the decoder never run at once in a call
+    fast.encoder = FastLayers(model.encoder, dtype, buffer_sets)
+    fast.decoder = FastLayers(model.decoder, dtype, buffer_sets)
     return fast.eval()

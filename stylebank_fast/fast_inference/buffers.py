@@ -3,6 +3,7 @@ in an NHWC or a 2x2 space-to-depth layout."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -10,21 +11,41 @@ from torch import Tensor
 
 
 class Buffers:
-    """The padded input buffers of one FastLayers call, one per step, kept for the next call
-    (reallocated when the size changes)."""
+    """One block of memory that every padded buffer of a call takes in turn, kept for the next
+    call.
+
+    A step writes the padded input of the next convolution, which reads it before the step
+    after it writes the next one, so a single block serves them all (the largest is a
+    full-resolution image). Keeping it spares the page faults of fresh memory; it is dropped
+    when a call needs less than half of it (a smaller image).
+    """
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[int, str], Tensor] = {}
+        self._block: Tensor | None = None
+        self._largest = 0  # in this call
 
-    def empty(self, slot: tuple[int, str], shape: tuple[int, ...], like: Tensor) -> Tensor:
-        buf = self._kept.get(slot)
+    def begin(self) -> None:
+        self._largest = 0
+
+    def end(self) -> None:
+        if self._block is not None and self._block.numel() > 2 * self._largest:
+            self._block = None
+
+    def empty(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """An uninitialised [shape] tensor in the block, valid until the next request."""
+        numel = math.prod(shape)
+        self._largest = max(self._largest, numel)
+        block = self._block
         # an inference tensor cannot be written outside inference mode: a call in the other
-        # mode gets new buffers
-        wanted = (shape, like.dtype, like.device, torch.is_inference_mode_enabled())
-        if buf is None or (buf.shape, buf.dtype, buf.device, buf.is_inference()) != wanted:
-            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
-            self._kept[slot] = buf
-        return buf
+        # mode gets a new block
+        mode = (like.dtype, like.device, torch.is_inference_mode_enabled())
+        if (
+            block is None
+            or block.numel() < numel
+            or ((block.dtype, block.device, block.is_inference()) != mode)
+        ):
+            block = self._block = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return block[:numel].view(shape)
 
 
 @dataclass
@@ -40,15 +61,13 @@ class Layout:
     mode: str
     phases: int = 1
 
-    def empty(
-        self, buffers: Buffers, slot: tuple[int, str], n: int, c: int, h: int, w: int, like: Tensor
-    ) -> Tensor:
+    def empty(self, buffers: Buffers, n: int, c: int, h: int, w: int, like: Tensor) -> Tensor:
         """A buffer for an [N,C,h,w] image (uninitialised), as the 6-D view above."""
         f, p = self.phases, self.pad
         if (h + 2 * p) % f or (w + 2 * p) % f:
             raise ValueError(f"a space-to-depth buffer needs even sizes, got {h}x{w} + {p}")
         shape = (n, (h + 2 * p) // f, (w + 2 * p) // f, f, f, c)
-        return buffers.empty(slot, shape, like).permute(0, 1, 3, 2, 4, 5)
+        return buffers.empty(shape, like).permute(0, 1, 3, 2, 4, 5)
 
     def interior(self, buf: Tensor, h: int, w: int) -> Tensor:
         """The image's h x w pixels as an [N, h, w, C] view (NHWC buffers only)."""
@@ -91,9 +110,9 @@ class Layout:
         return nhwc.permute(0, 3, 1, 2)
 
 
-def pad(x: Tensor, layout: Layout, buffers: Buffers, slot: tuple[int, str], like: Tensor) -> Tensor:
+def pad(x: Tensor, layout: Layout, buffers: Buffers, like: Tensor) -> Tensor:
     """`x` (any dtype and memory layout) padded as `layout` says, in `like`'s dtype."""
     n, c, h, w = x.shape
-    buf = layout.empty(buffers, slot, n, c, h, w, like)
+    buf = layout.empty(buffers, n, c, h, w, like)
     layout.interior(buf, h, w).copy_(x.permute(0, 2, 3, 1))
     return layout.fill_border(buf, h, w)

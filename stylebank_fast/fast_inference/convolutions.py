@@ -29,7 +29,6 @@ class Conv(nn.Module):
         # how the input is padded; `prepadded`: by the previous step
         self.in_layout = Layout(conv.padding[0], "reflect") if reflect else None
         self.prepadded = False
-        self.slot = 0
         self.stride = conv.stride
         self.conv_padding = 0 if reflect else conv.padding
         self.register_buffer("weight", weight_like(conv.weight, dtype), persistent=False)
@@ -37,7 +36,7 @@ class Conv(nn.Module):
 
     def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
         if self.in_layout is not None and not self.prepadded:
-            x = pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+            x = pad(x, self.in_layout, buffers, self.weight)
         else:
             x = x.to(self.weight.dtype, memory_format=torch.channels_last)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.conv_padding)

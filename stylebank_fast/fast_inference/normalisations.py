@@ -19,7 +19,6 @@ class NormReLU(nn.Module):
         super().__init__()
         self.eps = norm.eps
         self.out_layout: Layout | None = None  # set by FastLayers: where the output goes
-        self.slot = 0
         self.register_buffer("gamma", norm.weight.detach().float(), persistent=False)
         self.register_buffer("beta", norm.bias.detach().float(), persistent=False)
 
@@ -42,7 +41,7 @@ class InstanceNormReLU(NormReLU):
         if self.out_layout is None:
             buf, out = x, pixels
         else:
-            buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, h, w, x)
+            buf = self.out_layout.empty(buffers, n, c, h, w, x)
             out = self.out_layout.interior(buf, h, w)
         for band in bands(h, pixels[:, 0]):  # the ReLU finds the band still in cache
             torch.addcmul(shift, pixels[:, band], scale, out=out[:, band]).relu_()
@@ -84,7 +83,7 @@ class UpsampleConvNormReLU(NormReLU):
 
     def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
         if not self.prepadded:
-            x = pad(x, self.in_layout, buffers, (self.slot, "in"), self.weight)
+            x = pad(x, self.in_layout, buffers, self.weight)
         n, _, h, w = x.shape
         h, w, c = h - 2, w - 2, self.c_out
         y = F.conv2d(x, self.weight, self.bias)  # [N, 4C, h+1, w+1], channels_last
@@ -94,7 +93,7 @@ class UpsampleConvNormReLU(NormReLU):
             buf = torch.empty(n, 2 * h, 2 * w, c, dtype=y.dtype, device=y.device)
             out = buf.view(n, h, 2, w, 2, c)
         else:
-            buf = self.out_layout.empty(buffers, (self.slot, "out"), n, c, 2 * h, 2 * w, y)
+            buf = self.out_layout.empty(buffers, n, c, 2 * h, 2 * w, y)
             out = self.out_layout.phase_interior(buf, h, w)
         for band in bands(h, out[:, 0]):  # the ReLU finds the band still in cache
             rows = range(h)[band]
