@@ -112,7 +112,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     parser.add_argument(
-        "--max-size", type=int, metavar="PX", help="scale larger inputs down to this longer side"
+        "--max-size",
+        type=int,
+        metavar="PX",
+        help="scale larger inputs down to this longer side (memory grows with the image: "
+        "about 0.45 GB per megapixel on the CPU)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
