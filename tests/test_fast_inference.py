@@ -3,15 +3,25 @@ close to it."""
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 from conftest import requires_extension
 
 import stylebank_fast as sb
-from stylebank_fast.fast_inference import fast_model, statistics
+from stylebank_fast.fast_inference import convolutions, fast_model, statistics
 from stylebank_fast.fast_inference.statistics import channel_mean_var
 
 pytestmark = requires_extension
+
+
+@pytest.fixture(params=["kept output", "F.conv2d"])
+def conv_path(request, monkeypatch) -> None:
+    """Convolution outputs go to kept memory through PyTorch's oneDNN in-place convolution
+    where it is there, else they are plain F.conv2d results: test both."""
+    if request.param == "F.conv2d":
+        monkeypatch.setattr(convolutions, "_fused_conv", lambda: None)
 
 
 @pytest.fixture(params=["bands", "one band"])
@@ -45,7 +55,7 @@ def _styles(n: int, h: int, w: int) -> dict:
 @pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90), (44, 60)])
 @pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks"])
 def test_fast_equals_module(
-    model: sb.StyleBankNet, size: tuple[int, int], form: str, bands: None
+    model: sb.StyleBankNet, size: tuple[int, int], form: str, bands: None, conv_path: None
 ) -> None:
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(2))
     style = _styles(2, *size)[form]
@@ -126,7 +136,7 @@ def test_stylizer_bfloat16_needs_fast(tiny_model_path) -> None:
     assert out.dtype == torch.float32 and out.shape == (3, 20, 24)
 
 
-def test_kept_buffers_never_leak_into_results(model: sb.StyleBankNet) -> None:
+def test_kept_buffers_never_leak_into_results(model: sb.StyleBankNet, conv_path: None) -> None:
     """The padded buffers are reused from call to call (and reallocated for a new size): a
     result must not change when the model runs again, and every size must stay exact."""
     fast = fast_model(model)
@@ -137,6 +147,11 @@ def test_kept_buffers_never_leak_into_results(model: sb.StyleBankNet) -> None:
         want = [model(x, 1) for x in inputs]
     for g_, w_ in zip(got, want):
         torch.testing.assert_close(g_, w_, rtol=1e-4, atol=1e-4)
+    with torch.inference_mode():  # the encoder's output is handed out: never kept memory
+        features = fast.encode(inputs[0])
+        copy = features.clone()
+        fast.encode(inputs[1] + 0.5)
+    assert torch.equal(features, copy)
 
 
 def test_concurrent_calls_get_their_own_buffers(model: sb.StyleBankNet) -> None:
@@ -172,16 +187,28 @@ def test_any_grad_mode_in_any_order(model: sb.StyleBankNet) -> None:
         torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-4)
 
 
-def test_one_kept_block_serves_every_padded_buffer(model: sb.StyleBankNet) -> None:
+def test_kept_blocks_serve_every_padded_input_and_read_once_output(
+    model: sb.StyleBankNet, conv_path: None
+) -> None:
     fast = fast_model(model)
     with torch.inference_mode():
         fast(torch.rand(1, 3, 64, 96), 0)
-        assert fast.decoder._buffer_sets is fast.encoder._buffer_sets  # one network, one block
+        assert fast.decoder._buffer_sets is fast.encoder._buffer_sets  # one network, one set
         (buffers,) = fast.encoder._buffer_sets
-        block = buffers._block
-        largest = (64 + 8) * (96 + 8) * 32  # the last conv's padded input, the largest
-        assert block.numel() == largest
+        blocks = dict(buffers._blocks)
+        assert blocks["padded"].numel() == (64 + 8) * (96 + 8) * 32  # the last conv's input
+        assert ("output" in blocks) == (convolutions._fused_conv() is not None)
         fast(torch.rand(1, 3, 64, 96), 1)
-        assert buffers._block is block  # the same size takes no new memory
-        fast(torch.rand(1, 3, 24, 40), 1)
-        assert buffers._block.numel() < block.numel() / 2  # a much smaller image lets it go
+        assert all(buffers._blocks[kind] is block for kind, block in blocks.items())
+        fast(torch.rand(1, 3, 24, 40), 1)  # a much smaller image lets them go
+        assert all(buffers._blocks[k].numel() < b.numel() / 2 for k, b in blocks.items())
+
+
+@pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available() or platform.machine() not in ("x86_64", "AMD64"),
+    reason="PyTorch's oneDNN in-place convolution is expected on x86 builds",
+)
+def test_this_pytorch_has_the_in_place_convolution() -> None:
+    """Not a correctness matter (F.conv2d stands in), but the fast path loses much of its edge
+    without it: a PyTorch release that drops or changes it should be noticed."""
+    assert convolutions._fused_conv() is not None

@@ -13,9 +13,12 @@ structure lives only in `model.py`) and replaces runs of layers by faster equiva
 * the last conv (32 -> 3 channels, 9x9) -> a conv on the 2x2 space-to-depth image with 12
   outputs (oneDNN vectorises over output channels: 3 of 16 lanes would be used); the
   normalisation before it writes its input in that layout;
-* activations in channels_last (the layout oneDNN's convolutions run fastest in), in padded
-  buffers kept from one call to the next: at 1024x768 the page faults of a fresh 100 MB
-  buffer cost more than the pass that fills it;
+* activations in channels_last (the layout oneDNN's convolutions run fastest in), in blocks of
+  memory kept from one call to the next: at 1024x768 the page faults of a fresh 100 MB
+  activation cost more than the pass that fills it. Padded inputs are written there, and on
+  the CPU in float32 so are the convolutions' outputs, through PyTorch's oneDNN convolution
+  that adds into a given tensor (`torch.ops.mkldnn._convolution_pointwise_`, a private
+  operator: checked against F.conv2d once, F.conv2d where it is missing);
 * optionally bfloat16 weights and activations (the normalisations' scale and shift are computed
   in float32; the bank runs in float32 between the bfloat16 encoder and decoder).
 
@@ -47,9 +50,9 @@ class FastLayers(nn.Module):
     """The inference-only equivalent of an encoder or decoder `nn.Sequential`.
 
     Input and output are float32 (NCHW values, any memory layout); inside, activations are
-    channels_last in `dtype`. The padded buffers between layers share one block of memory (the
-    largest of them: about 100 MB for a 1024x768 image in float32), kept for the next call; a
-    caller running while another one is gets a block of its own. `buffer_sets` shares the
+    channels_last in `dtype`. The padded inputs of the convolutions share one block of memory,
+    their outputs another (about 100 MB each for a 1024x768 image in float32), kept for the
+    next call (see `Buffers`); a caller running while another one is gets blocks of its own. `buffer_sets` shares the
     blocks with other FastLayers that never run at the same time in one caller (the encoder and
     decoder of one network).
     """
@@ -97,6 +100,11 @@ class FastLayers(nn.Module):
             if isinstance(norm, NormReLU) and layout is not None:
                 norm.out_layout = layout
                 conv.prepadded = True
+        for conv, norm in zip(self.steps, self.steps[1:]):
+            # a normalisation that writes elsewhere only reads its input: the convolution's
+            # output can live in a kept block (not so when normalised in place and returned)
+            if isinstance(conv, Conv) and isinstance(norm, NormReLU):
+                conv.output_read_at_once = norm.out_layout is not None
 
     def forward(self, x: Tensor) -> Tensor:
         try:

@@ -11,31 +11,35 @@ from torch import Tensor
 
 
 class Buffers:
-    """One block of memory that every padded buffer of a call takes in turn, kept for the next
-    call.
+    """Blocks of memory kept from one FastLayers call to the next: one that every padded
+    convolution input takes in turn ("padded"), one that every convolution output read within
+    the call takes in turn ("output").
 
     A step writes the padded input of the next convolution, which reads it before the step
-    after it writes the next one, so a single block serves them all (the largest is a
-    full-resolution image). Keeping it spares the page faults of fresh memory; it is dropped
-    when a call needs less than half of it (a smaller image).
+    after it writes the next one, so one block serves them all; likewise each convolution's
+    output is read by the step that follows it before the next convolution writes its own.
+    Keeping the blocks spares the page faults of fresh memory (at 1024x768 a fresh 100 MB
+    block costs more than the pass that fills it); a block is let go when a call needs less
+    than half of it (a smaller image).
     """
 
     def __init__(self) -> None:
-        self._block: Tensor | None = None
-        self._largest = 0  # in this call
+        self._blocks: dict[str, Tensor] = {}
+        self._largest: dict[str, int] = {}  # in this call
 
     def begin(self) -> None:
-        self._largest = 0
+        self._largest = {}
 
     def end(self) -> None:
-        if self._block is not None and self._block.numel() > 2 * self._largest:
-            self._block = None
+        for kind, block in list(self._blocks.items()):
+            if block.numel() > 2 * self._largest.get(kind, 0):
+                del self._blocks[kind]
 
-    def empty(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """An uninitialised [shape] tensor in the block, valid until the next request."""
+    def empty(self, shape: tuple[int, ...], like: Tensor, kind: str = "padded") -> Tensor:
+        """An uninitialised [shape] tensor in block `kind`, valid until its next request."""
         numel = math.prod(shape)
-        self._largest = max(self._largest, numel)
-        block = self._block
+        self._largest[kind] = max(self._largest.get(kind, 0), numel)
+        block = self._blocks.get(kind)
         # an inference tensor cannot be written outside inference mode: a call in the other
         # mode gets a new block
         mode = (like.dtype, like.device, torch.is_inference_mode_enabled())
@@ -44,7 +48,7 @@ class Buffers:
             or block.numel() < numel
             or ((block.dtype, block.device, block.is_inference()) != mode)
         ):
-            block = self._block = torch.empty(numel, dtype=like.dtype, device=like.device)
+            block = self._blocks[kind] = torch.empty(numel, dtype=like.dtype, device=like.device)
         return block[:numel].view(shape)
 
 

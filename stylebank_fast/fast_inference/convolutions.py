@@ -3,11 +3,62 @@ the last conv on a space-to-depth image."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .buffers import Buffers, Layout, pad
+
+
+def convolve(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    buffers: Buffers | None = None,
+) -> Tensor:
+    """F.conv2d of channels_last `x`. With `buffers` (when the caller reads the result before
+    the next convolution runs), a float32 CPU result is written into their kept "output" block
+    by PyTorch's oneDNN convolution that adds into a given (zeroed) tensor: the page faults of
+    a fresh output cost more than zeroing kept memory. F.conv2d where this PyTorch lacks it."""
+    use_kept = buffers is not None and x.device.type == "cpu" and x.dtype == torch.float32
+    fused = _fused_conv() if use_kept else None
+    if fused is None:
+        return F.conv2d(x, weight, bias, stride, padding)
+    n, _, h, w = x.shape
+    k_h, k_w = weight.shape[-2:]
+    out_h = (h + 2 * padding[0] - k_h) // stride[0] + 1
+    out_w = (w + 2 * padding[1] - k_w) // stride[1] + 1
+    out = buffers.empty((n, out_h, out_w, weight.shape[0]), x, "output").permute(0, 3, 1, 2)
+    out.zero_()
+    args = (list(padding), list(stride), [1, 1], 1, "add", None, None, [], None)
+    return fused(out, x, weight, bias, *args)
+
+
+@functools.cache
+def _fused_conv():
+    """`torch.ops.mkldnn._convolution_pointwise_.binary` (the in-place convolution + add that
+    torch.compile's CPU backend uses) if this PyTorch has it and it matches F.conv2d, else
+    None. It is a private operator: checked once, not trusted blindly."""
+    try:
+        op = torch.ops.mkldnn._convolution_pointwise_.binary
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 8, 9, 11, generator=g).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(16, 8, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+        b = torch.randn(16, generator=g)
+        for stride in (1, 2):
+            want = F.conv2d(x, w, b, stride)
+            out = torch.zeros_like(want)
+            got = op(out, x, w, b, [0, 0], [stride] * 2, [1, 1], 1, "add", None, None, [], None)
+            close = torch.allclose(out, want, rtol=1e-4, atol=1e-4)
+            if got.data_ptr() != out.data_ptr() or not close:
+                return None
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return None
+    return op
 
 
 def weight_like(weight: Tensor, dtype: torch.dtype) -> Tensor:
@@ -29,8 +80,9 @@ class Conv(nn.Module):
         # how the input is padded; `prepadded`: by the previous step
         self.in_layout = Layout(conv.padding[0], "reflect") if reflect else None
         self.prepadded = False
+        self.output_read_at_once = False  # set by FastLayers: the next step only reads it
         self.stride = conv.stride
-        self.conv_padding = 0 if reflect else conv.padding
+        self.conv_padding = (0, 0) if reflect else conv.padding
         self.register_buffer("weight", weight_like(conv.weight, dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype), persistent=False)
 
@@ -39,7 +91,8 @@ class Conv(nn.Module):
             x = pad(x, self.in_layout, buffers, self.weight)
         else:
             x = x.to(self.weight.dtype, memory_format=torch.channels_last)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.conv_padding)
+        kept = buffers if self.output_read_at_once else None
+        return convolve(x, self.weight, self.bias, self.stride, self.conv_padding, kept)
 
 
 class PhasedConv(nn.Module):
@@ -68,7 +121,7 @@ class PhasedConv(nn.Module):
         )
 
     def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
-        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
+        return F.pixel_shuffle(convolve(x, self.weight, self.bias, buffers=buffers), 2)
 
 
 def phase_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:

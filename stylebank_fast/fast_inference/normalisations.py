@@ -4,11 +4,10 @@ after it, written straight into the next convolution's padded input."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .buffers import Buffers, Layout, pad
-from .convolutions import weight_like
+from .convolutions import convolve, weight_like
 from .statistics import bands, channel_mean_var, phase_mean_var
 
 
@@ -86,7 +85,7 @@ class UpsampleConvNormReLU(NormReLU):
             x = pad(x, self.in_layout, buffers, self.weight)
         n, _, h, w = x.shape
         h, w, c = h - 2, w - 2, self.c_out
-        y = F.conv2d(x, self.weight, self.bias)  # [N, 4C, h+1, w+1], channels_last
+        y = convolve(x, self.weight, self.bias, buffers=buffers)  # [N, 4C, h+1, w+1], NHWC
         phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, c))  # [N, h+1, w+1, a, b, C]
         scale, shift = self.scale_shift(*phase_mean_var(y, phases, h, w), y.dtype)
         if self.out_layout is None:
