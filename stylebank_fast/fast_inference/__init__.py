@@ -52,9 +52,9 @@ class FastLayers(nn.Module):
     Input and output are float32 (NCHW values, any memory layout); inside, activations are
     channels_last in `dtype`. The padded inputs of the convolutions share one block of memory,
     their outputs another (about 100 MB each for a 1024x768 image in float32), kept for the
-    next call (see `Buffers`); a caller running while another one is gets blocks of its own. `buffer_sets` shares the
-    blocks with other FastLayers that never run at the same time in one caller (the encoder and
-    decoder of one network).
+    next call (see `Buffers`); a caller running while another one is gets blocks of its own.
+    `buffer_sets` shares the blocks with other FastLayers that never run at the same time in
+    one caller (the encoder and decoder of one network).
     """
 
     def __init__(
@@ -127,8 +127,8 @@ def fast_model(model: StyleBankNet, dtype: torch.dtype = torch.float32) -> Style
     them; it runs in any grad mode, fastest in inference mode).
 
     It shares the bank (and its parameters) with `model`; later changes to `model`'s encoder or
-    decoder weights are not seen. It keeps a block of memory for its padded activations from
-    one call to the next (see `FastLayers`); it goes when the copy does.
+    decoder weights are not seen. It keeps blocks of memory for its activations from one call
+    to the next (see `FastLayers`); they go when the copy does.
     `dtype=torch.bfloat16` runs the convolutions in bfloat16 (faster on CPUs with
     AVX512-BF16/AMX; slightly less exact: see tests/test_fast_inference.py).
     """

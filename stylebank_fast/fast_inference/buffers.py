@@ -1,5 +1,5 @@
-"""Where the fast layers keep their activations: padded buffers, reused from call to call,
-in an NHWC or a 2x2 space-to-depth layout."""
+"""Where the fast layers keep their activations: blocks of memory reused from call to call, and
+the layouts (NHWC or 2x2 space-to-depth, padded) the padded inputs take in them."""
 
 from __future__ import annotations
 
