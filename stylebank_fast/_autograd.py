@@ -71,3 +71,33 @@ def _backward(ctx, grad_out: Tensor):
 torch.library.register_autograd(
     "stylebank_fast::bank_conv2d", _backward, setup_context=_setup_context
 )
+
+
+def _autocast_kernel(device_type: str):
+    """Under autocast, run the op in the autocast dtype (its neighbours' convolutions run in
+    it too): every floating argument is cast, as autocast does for a convolution."""
+
+    def kernel(
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        mix: Tensor | None,
+        padding_mode: str,
+        mask_on: str,
+    ) -> Tensor:
+        dtype = torch.get_autocast_dtype(device_type)
+
+        def cast(t: Tensor | None) -> Tensor | None:
+            return t.to(dtype) if t is not None and t.is_floating_point() else t
+
+        with torch.autocast(device_type, enabled=False):
+            return _OPS.bank_conv2d(
+                cast(x), cast(weight), cast(bias), cast(mix), padding_mode, mask_on
+            )
+
+    return kernel
+
+
+_AUTOCAST_LIB = torch.library.Library("stylebank_fast", "IMPL")
+for _device_type, _key in (("cpu", "AutocastCPU"), ("cuda", "AutocastCUDA")):
+    _AUTOCAST_LIB.impl("bank_conv2d", _autocast_kernel(_device_type), _key)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -62,19 +63,26 @@ def load_image(path: str, short_side: int | None = None) -> Tensor:
 
 
 class ContentSampler:
-    """Random `size` x `size` crops (and horizontal flips) of the images in a folder.
+    """Random square crops, at several scales, with horizontal flips, of the images in a folder.
 
-    A batch depends only on the generator it is given, so a run that seeds one generator per
-    step is reproducible and resumable. Unreadable files are skipped with a warning.
+    Each crop covers `size` to `max_scale * size` pixels of the image (its shorter side
+    resized to `max_scale * size` first), resized to `size` x `size`: the network sees strokes
+    and objects at several sizes. A batch depends only on the generator it is given, so a run
+    that seeds one generator per step is reproducible and resumable. Unreadable files are
+    skipped with a warning.
     """
 
-    def __init__(self, paths: Sequence[Path], size: int) -> None:
+    def __init__(self, paths: Sequence[Path], size: int, max_scale: float = 1.0) -> None:
+        if max_scale < 1:
+            raise DataError(f"max_scale must be >= 1, got {max_scale}")
         self.paths = list(paths)
         self.size = size
-        self._load = lru_cache(maxsize=32)(self._load_resized)
+        self.max_scale = max_scale
+        self._load = lru_cache(maxsize=256)(self._load_resized)
 
     def _load_resized(self, path: Path) -> Tensor:
-        return _to_tensor(_resize_short_side(_open_rgb(path, self.size), self.size))
+        side = round(self.size * self.max_scale)
+        return _to_tensor(_resize_short_side(_open_rgb(path, side), side))
 
     def _image(self, index: int) -> Tensor:
         while self.paths:
@@ -93,9 +101,16 @@ class ContentSampler:
             index = int(torch.randint(1 << 30, (), generator=generator))
             image = self._image(index)
             h, w = image.shape[-2:]
-            top = int(torch.randint(h - self.size + 1, (), generator=generator))
-            left = int(torch.randint(w - self.size + 1, (), generator=generator))
-            crop = image[:, top : top + self.size, left : left + self.size]
+            side = self.size
+            if self.max_scale > 1:  # crop side uniform in [size, shorter side]
+                side += int(torch.randint(min(h, w) - self.size + 1, (), generator=generator))
+            top = int(torch.randint(h - side + 1, (), generator=generator))
+            left = int(torch.randint(w - side + 1, (), generator=generator))
+            crop = image[:, top : top + side, left : left + side]
+            if side != self.size:
+                crop = F.interpolate(
+                    crop[None], size=(self.size, self.size), mode="bilinear", antialias=True
+                )[0].clamp(0, 1)
             if torch.rand((), generator=generator) < 0.5:
                 crop = crop.flip(-1)
             crops.append(crop)

@@ -59,6 +59,7 @@ class LossNetwork(nn.Module):
             self.net = EfficientNetLite0().load_weights(find_efficientnet_lite0_weights(weights))
         self.requires_grad_(False)
         self.eval()
+        self.to(memory_format=torch.channels_last)  # oneDNN's fastest layout for these convs
 
     def train(self, mode: bool = True) -> LossNetwork:
         return super().train(False)  # BatchNorm statistics are part of the pretrained weights
@@ -129,13 +130,24 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(
-        self, net: LossNetwork, style_images: Sequence[Tensor], weights: LossWeights
+        self,
+        net: LossNetwork,
+        style_images: Sequence[Tensor],
+        weights: LossWeights,
+        style_scales: Sequence[float] | None = None,
     ) -> None:
+        """`style_scales`: one factor per style image on `weights.style` (default all 1)."""
         super().__init__()
         self.net = net
         self.weights = weights
+        scales = [1.0] * len(style_images) if style_scales is None else list(style_scales)
+        if len(scales) != len(style_images) or min(scales) < 0:
+            raise ValueError(
+                f"style_scales must be {len(style_images)} numbers >= 0, got {style_scales}"
+            )
+        self.style_scales = torch.tensor(scales, device=self._device())
         targets: dict[str, list[Tensor]] = {name: [] for name in net.layers.style}
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(self._device().type, enabled=False):
             for image in style_images:
                 features = net(image.to(self._device()))
                 for name in targets:
@@ -147,24 +159,33 @@ class PerceptualLoss(nn.Module):
         return next(self.net.parameters()).device
 
     def forward(self, output: Tensor, content: Tensor, style_ids: Tensor) -> dict[str, Tensor]:
-        """Loss terms and their weighted sum ("total"); `style_ids` index the style images."""
-        out_features = self.net(output)
+        """Loss terms and their weighted sum ("total"); `style_ids` index the style images.
+
+        Under autocast the loss network runs in the autocast dtype; the Gram matrices and every
+        loss term are computed in float32 (a Gram matrix sums H*W products)."""
+        out_features = {k: v.float() for k, v in self.net(output).items()}
+        output = output.float()
         with torch.no_grad():
-            target = self.net(content)[self.net.layers.content]
+            target = self.net(content)[self.net.layers.content].float()
         layer = self.net.layers.content
         content_loss = (
             (out_features[layer] - target).pow(2).mean((1, 2, 3)) / target.pow(2).mean((1, 2, 3))
         ).mean()
-        style_loss = output.new_zeros(())
+        per_image = output.new_zeros(output.shape[0])
         for name in self.net.layers.style:
             diff = (gram(out_features[name]) - self.targets[name][style_ids]).pow(2).mean((1, 2))
-            style_loss = style_loss + (diff / self.scales[name][style_ids]).mean()
-        style_loss = style_loss / len(self.net.layers.style)
+            per_image = per_image + diff / self.scales[name][style_ids]
+        per_image = per_image / len(self.net.layers.style)
+        style_loss = per_image.mean()  # reported unscaled, comparable across styles
+        weighted_style = (per_image * self.style_scales[style_ids]).mean()
         tv_loss = total_variation(output)
         range_loss = out_of_range(output)
         w = self.weights
         total = (
-            w.content * content_loss + w.style * style_loss + w.tv * tv_loss + w.range * range_loss
+            w.content * content_loss
+            + w.style * weighted_style
+            + w.tv * tv_loss
+            + w.range * range_loss
         )
         return {
             "total": total,

@@ -10,7 +10,7 @@ from dataclasses import fields
 from ._cli import EXIT_INTERRUPTED, Progress, resolve_device, run_cli
 from .errors import StyleBankError
 from .losses import LOSS_NETWORKS
-from .training import TrainConfig, TrainResult, resume_training, train_model
+from .training import PRECISIONS, TrainConfig, TrainResult, resume_training, train_model
 
 # Defaults live in TrainConfig; options default to None so that "not given" is visible.
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -47,11 +47,29 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     )
     parser.add_argument("--content-weight", type=float, help=f"default {d['content_weight']}")
     parser.add_argument("--style-weight", type=float, help=f"default {d['style_weight']}")
+    parser.add_argument(
+        "--style-scales",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="one factor per style on --style-weight (default all 1)",
+    )
     parser.add_argument("--tv-weight", type=float, help=f"default {d['tv_weight']}")
     parser.add_argument(
         "--range-weight",
         type=float,
         help=f"penalty on pixels outside [0, 1], default {d['range_weight']}",
+    )
+    parser.add_argument(
+        "--max-crop-scale",
+        type=float,
+        help="crops cover size .. this times size pixels of a photo, resized to --size "
+        f"(default {d['max_crop_scale']})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto: bfloat16 autocast where the device computes bfloat16 natively (default)",
     )
     parser.add_argument(
         "--checkpoint-every", type=int, help=f"steps (default {d['checkpoint_every']})"

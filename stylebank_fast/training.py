@@ -33,6 +33,8 @@ __all__ = [
     "train_model",
 ]
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
 # on_progress(step, steps, losses, seconds): called after every step; `step` counts from 1.
 ProgressFn = Callable[[int, int, dict, float], None]
 
@@ -63,9 +65,15 @@ class TrainConfig:
     ae_grad_rescale: bool = True
     content_weight: float = 1.0
     style_weight: float = 100.0
+    style_scales: list[float] | None = None  # per style, a factor on style_weight
     tv_weight: float = 10.0
     range_weight: float = 100.0  # keeps stylised pixels inside [0, 1] (losses.out_of_range)
     kernel_size: int = 3
+    # crops cover size .. max_crop_scale * size pixels of a photo (data.ContentSampler)
+    max_crop_scale: float = 2.0
+    # "auto": bfloat16 autocast where the device computes it natively (a CPU with AVX512-BF16
+    # or AMX, a GPU with bf16), else float32; the losses are computed in float32 either way
+    precision: str = "auto"
     seed: int = 0
     checkpoint_every: int = 500
     base_styles: int = 0
@@ -80,10 +88,19 @@ class TrainConfig:
             "T": self.T >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
             "styles": len(self.styles) >= 1,
+            "max_crop_scale": self.max_crop_scale >= 1,
+            "precision": self.precision in PRECISIONS,
         }
         for name, ok in checks.items():
             if not ok:
                 raise StyleBankError(f"invalid {name}: {getattr(self, name)!r}")
+        if self.style_scales is not None and (
+            len(self.style_scales) != len(self.styles) or min(self.style_scales) < 0
+        ):
+            raise StyleBankError(
+                f"--style-scales needs {len(self.styles)} numbers >= 0 (one per style), "
+                f"got {self.style_scales}"
+            )
         if self.names is not None and len(self.names) != len(self.styles):
             raise StyleBankError(f"got {len(self.names)} names for {len(self.styles)} style images")
 
@@ -116,6 +133,25 @@ def style_names_for(
             name, n = f"{stem}_{n}", n + 1
         result.append(name)
     return result
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), not an emulation."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device.type == "cpu" and cpu_computes_bfloat16() else None
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -163,13 +199,16 @@ class _Run:
         encoder_grad_norm: float = 0.0,
     ) -> None:
         self.model, self.config, self.device = model.to(device), config, device
-        self.sampler = ContentSampler(find_images(config.content), config.size)
+        self.sampler = ContentSampler(
+            find_images(config.content), config.size, config.max_crop_scale
+        )
+        self.autocast_dtype = _autocast_dtype(config.precision, device)
         style_images = [self._style_image(path) for path in config.styles]
         net = build_loss_network(config.loss_net, config.loss_net_weights, device)
         weights = LossWeights(
             config.content_weight, config.style_weight, config.tv_weight, config.range_weight
         )
-        self.loss = PerceptualLoss(net, style_images, weights)
+        self.loss = PerceptualLoss(net, style_images, weights, config.style_scales)
         model.requires_grad_(config.base_styles == 0)  # incremental: freeze E, D, old banks
         for i in range(config.base_styles, model.n_styles):
             model.bank.weights[i].requires_grad_(True)
@@ -205,8 +244,15 @@ class _Run:
         generator = _step_generator(config.seed, self.step)
         images = self.sampler.batch(config.batch, generator).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
         if config.base_styles == 0 and self.step % (config.T + 1) == config.T:
-            loss = identity_loss(model(images), images)
+            with autocast:
+                output = model(images)
+            loss = identity_loss(output.float(), images)
             loss.backward()
             if config.ae_grad_rescale:
                 self._rescale_autoencoder_grads()
@@ -216,7 +262,8 @@ class _Run:
             targets = torch.randint(model.n_styles - first, (config.batch,), generator=generator)
             used = set((targets + first).tolist())
             targets = targets.to(self.device)
-            terms = self.loss(model(images, targets + first), images, targets)
+            with autocast:
+                terms = self.loss(model(images, targets + first), images, targets)
             terms["total"].backward()
             # The op hands every bank a gradient (zeros when unused); an unused bank must not
             # move, and Adam moves a parameter with a zero gradient (momentum), so drop them.

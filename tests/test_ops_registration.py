@@ -60,3 +60,17 @@ def test_backend_info():
     assert info["extension"] and info["cpu"]
     assert info["torch_built"].split("+")[0] == torch.__version__.split("+")[0]
     assert info["cuda"] == (len(info["cuda_archs"]) > 0)
+
+
+def test_autocast_runs_the_op_in_the_autocast_dtype():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 9, 11, generator=g, requires_grad=True)
+    weight = torch.randn(3, 8, 8, 3, 3, generator=g, requires_grad=True)
+    bias, mix = torch.randn(3, 8, generator=g), torch.rand(2, 3, generator=g)
+    exact = sb.bank_conv2d(x, weight, bias, mix)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = sb.bank_conv2d(x, weight, bias, mix)
+    assert fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.float(), exact, rtol=0.05, atol=0.1)
+    fast.float().sum().backward()  # gradients reach the float32 leaves in their dtype
+    assert x.grad.dtype == torch.float32 and weight.grad.dtype == torch.float32

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,37 @@ def test_autoencoder_gradients_rescaled_to_the_stylizing_norm(config, tmp_path, 
     train_model(config, tmp_path / "m.sbk")
     ((after, target),) = seen  # steps 0, 1 stylize; step 2 is the auto-encoder step
     assert target > 0 and after == pytest.approx(target, rel=1e-4)
+
+
+def test_bfloat16_steps_track_the_float32_steps(config, tmp_path):
+    config.steps = 3
+    config.precision = "float32"
+    exact = train_model(config, tmp_path / "f32.sbk")
+    config.precision = "bfloat16"
+    fast = train_model(config, tmp_path / "bf16.sbk")
+    for a, b in zip(exact.losses, fast.losses):
+        assert a.keys() == b.keys()
+        for term in a:
+            assert b[term] == pytest.approx(a[term], rel=0.05, abs=1e-4), term
+    with pytest.raises(StyleBankError, match="precision"):
+        TrainConfig(content="x", styles=["a"], precision="float16")
+
+
+def test_crops_cover_several_scales(tmp_path):
+    from PIL import Image
+
+    from stylebank_fast.data import ContentSampler
+
+    ramp = np.tile(np.linspace(0, 255, 400, dtype=np.float32), (100, 1))  # x as brightness
+    Image.fromarray(np.stack([ramp] * 3, -1).astype(np.uint8)).save(tmp_path / "ramp.png")
+    sampler = ContentSampler([tmp_path / "ramp.png"], 20, max_scale=2.0)
+    crops = sampler.batch(64, torch.Generator().manual_seed(0))
+    again = sampler.batch(64, torch.Generator().manual_seed(0))
+    assert crops.shape == (64, 3, 20, 20) and torch.equal(crops, again)
+    spans = (crops[:, 0, 10].amax(-1) - crops[:, 0, 10].amin(-1)).sort().values
+    # the image is cached at a shorter side of 40 (160 wide): a 20 px crop spans 1/8 of the
+    # ramp, a 40 px crop 1/4
+    assert spans[0] < 0.15 and spans[-1] > 0.2
+    single = ContentSampler([tmp_path / "ramp.png"], 20).batch(64, torch.Generator())
+    single_spans = single[:, 0, 10].amax(-1) - single[:, 0, 10].amin(-1)
+    assert single_spans.max() - single_spans.min() < 0.02  # one scale: 20 of 80 px
