@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ops import bank_conv2d
+from .region_norm import region_instance_norm, region_weights, upsample_regions
 
 __all__ = ["Encoder", "StyleBank", "Decoder", "StyleBankNet", "StyleSpec"]
 
@@ -49,6 +50,19 @@ class Decoder(nn.Sequential):
             *_conv_in_relu(64, 32, 3),
             nn.Conv2d(32, 3, 9, padding=4, padding_mode="reflect"),
         )
+
+    def forward(self, features: Tensor, regions: Tensor | None = None) -> Tensor:
+        """`regions` [N|1,R,h,w] (region weights at the features' size, see
+        `region_norm.region_weights`): each InstanceNorm normalises each region with its own
+        statistics, so a region looks like its style alone. None: plain InstanceNorm."""
+        x = features
+        for layer in self:
+            if regions is not None and isinstance(layer, nn.InstanceNorm2d):
+                weights = upsample_regions(regions, tuple(x.shape[-2:]))
+                x = region_instance_norm(x, weights, layer.weight, layer.bias, layer.eps)
+            else:
+                x = layer(x)
+        return x
 
 
 class StyleBank(nn.Module):
@@ -203,19 +217,22 @@ class StyleBankNet(nn.Module):
         int64 ids [N] (one style per image); float weights [N,K] or [1,K], or a dict
         {style: weight} (linear fusion); float masks [N,K,h,w] (region fusion; `mask_on` as
         in `bank_conv2d`): at the image's size (pixel-exact), at the feature map's (see
-        `padded_size`), or any other size (stretched over the padded image).
+        `padded_size`), or any other size (stretched over the padded image). With masks,
+        the decoder normalises each bank's region with its own statistics.
         `strength` blends the banks' features with the encoder's before decoding:
         1 is the full style, 0 the auto-encoder's reconstruction.
         """
         h, w = images.shape[-2:]
         features = self.encode(images)
+        regions = None
         if style is not None:
             mix = self._mix(style, images.shape[0], images.device)
             if mix.dim() == 4:
                 mix = self.feature_masks(mix, (h, w))
+                regions = region_weights(mix)
             styled = self.bank(features, mix, mask_on)
             features = styled if strength == 1 else torch.lerp(features, styled, strength)
-        return self.decoder(features)[..., :h, :w]
+        return self.decoder(features, regions)[..., :h, :w]
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         """The size an h x w image is padded to (bottom/right) before encoding: a multiple of

@@ -49,11 +49,15 @@ def _styles(n: int, h: int, w: int) -> dict:
         "ids": torch.tensor([2, 0][:n]),
         "weights": torch.tensor([[0.2, 0.5, 0.3]]),
         "masks": torch.rand(n, 3, h, w, generator=g),
+        # hard regions of banks 0 and 2 (bank 1 unused: no region of its own)
+        "hard": torch.nn.functional.one_hot(2 * torch.randint(2, (n, h, w), generator=g), 3)
+        .permute(0, 3, 1, 2)
+        .float(),
     }
 
 
 @pytest.mark.parametrize("size", [(37, 53), (8, 8), (5, 7), (64, 48), (30, 90), (44, 60)])
-@pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks"])
+@pytest.mark.parametrize("form", ["none", "index", "ids", "weights", "masks", "hard"])
 def test_fast_equals_module(
     model: sb.StyleBankNet, size: tuple[int, int], form: str, bands: None, conv_path: None
 ) -> None:

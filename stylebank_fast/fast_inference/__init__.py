@@ -106,7 +106,8 @@ class FastLayers(nn.Module):
             if isinstance(conv, Conv) and isinstance(norm, NormReLU):
                 conv.output_read_at_once = norm.out_layout is not None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, regions: Tensor | None = None) -> Tensor:
+        """`regions`: region weights for the normalisations (see `model.Decoder.forward`)."""
         try:
             buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different blocks
         except IndexError:
@@ -115,7 +116,10 @@ class FastLayers(nn.Module):
         try:
             with torch.no_grad():  # writes into kept buffers: nothing here can be differentiated
                 for step in self.steps:
-                    x = step(x, buffers)
+                    if isinstance(step, NormReLU):
+                        x = step(x, buffers, regions)
+                    else:
+                        x = step(x, buffers)
         finally:
             buffers.end()
             self._buffer_sets.append(buffers)

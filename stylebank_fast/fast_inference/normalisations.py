@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..region_norm import upsample_regions
 from .buffers import Buffers, Layout, pad
 from .convolutions import convolve, weight_like
-from .statistics import bands, channel_mean_var, phase_mean_var
+from .statistics import bands, channel_mean_var, phase_mean_var, region_mean_var
 
 
 class NormReLU(nn.Module):
@@ -28,21 +29,39 @@ class NormReLU(nn.Module):
         shift = self.beta - mean.float().view(n, -1) * scale
         return scale.to(dtype).view(n, 1, 1, -1), shift.to(dtype).view(n, 1, 1, -1)
 
+    def region_affine(
+        self, windows: list[Tensor], regions: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Region weights [N,h,w,R] at the windows' size, and each region's scale and shift
+        [N,1,R,C]: a pixel's affine is its weights times these (region_norm)."""
+        n, h, w, _ = windows[0].shape
+        weights = upsample_regions(regions, (h, w)).expand(n, -1, -1, -1).permute(0, 2, 3, 1)
+        mean, var = region_mean_var(windows, weights)
+        scale = self.gamma * torch.rsqrt(var.float() + self.eps)
+        shift = self.beta - mean.float() * scale
+        dtype = windows[0].dtype
+        return weights.to(dtype), scale.to(dtype)[:, None], shift.to(dtype)[:, None]
+
 
 class InstanceNormReLU(NormReLU):
     """InstanceNorm + ReLU: statistics, then the affine and the ReLU in one pass, in place or
     into the next convolution's padded input."""
 
-    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+    def forward(self, x: Tensor, buffers: Buffers, regions: Tensor | None = None) -> Tensor:
         n, c, h, w = x.shape
-        scale, shift = self.scale_shift(*channel_mean_var(x), x.dtype)
         pixels = x.permute(0, 2, 3, 1)
+        if regions is None:
+            scale, shift = self.scale_shift(*channel_mean_var(x), x.dtype)
+        else:
+            weights, scales, shifts = self.region_affine([pixels], regions)
         if self.out_layout is None:
             buf, out = x, pixels
         else:
             buf = self.out_layout.empty(buffers, n, c, h, w, x)
             out = self.out_layout.interior(buf, h, w)
         for band in bands(h, pixels[:, 0]):  # the ReLU finds the band still in cache
+            if regions is not None:
+                scale, shift = weights[:, band] @ scales, weights[:, band] @ shifts
             torch.addcmul(shift, pixels[:, band], scale, out=out[:, band]).relu_()
         return x if self.out_layout is None else self.out_layout.fill_border(buf, h, w)
 
@@ -80,14 +99,18 @@ class UpsampleConvNormReLU(NormReLU):
         self.register_buffer("weight", weight_like(torch.cat(phases), dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
 
-    def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
+    def forward(self, x: Tensor, buffers: Buffers, regions: Tensor | None = None) -> Tensor:
         if not self.prepadded:
             x = pad(x, self.in_layout, buffers, self.weight)
         n, _, h, w = x.shape
         h, w, c = h - 2, w - 2, self.c_out
         y = convolve(x, self.weight, self.bias, buffers=buffers)  # [N, 4C, h+1, w+1], NHWC
         phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, c))  # [N, h+1, w+1, a, b, C]
-        scale, shift = self.scale_shift(*phase_mean_var(y, phases, h, w), y.dtype)
+        if regions is None:
+            scale, shift = self.scale_shift(*phase_mean_var(y, phases, h, w), y.dtype)
+        else:  # output pixel (2i+a, 2j+b) lies in the regions of phase pixel (i, j)
+            windows = [phases[:, a : a + h, b : b + w, a, b] for a in (0, 1) for b in (0, 1)]
+            weights, scales, shifts = self.region_affine(windows, regions)
         if self.out_layout is None:
             buf = torch.empty(n, 2 * h, 2 * w, c, dtype=y.dtype, device=y.device)
             out = buf.view(n, h, 2, w, 2, c)
@@ -96,6 +119,8 @@ class UpsampleConvNormReLU(NormReLU):
             out = self.out_layout.phase_interior(buf, h, w)
         for band in bands(h, out[:, 0]):  # the ReLU finds the band still in cache
             rows = range(h)[band]
+            if regions is not None:
+                scale, shift = weights[:, band] @ scales, weights[:, band] @ shifts
             for a in (0, 1):
                 for b in (0, 1):
                     window = phases[:, rows.start + a : rows.stop + a, b : b + w, a, b]

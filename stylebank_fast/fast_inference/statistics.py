@@ -67,3 +67,30 @@ def phase_mean_var(y: Tensor, phases: Tensor, h: int, w: int) -> tuple[Tensor, T
     mean = torch.stack(means).mean(0)
     var = torch.stack([v + (m - mean).square() for m, v in zip(means, variances)]).mean(0)
     return mean, var
+
+
+def region_mean_var(windows: list[Tensor], weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-region mean and biased variance [N,R,C] of channels pooled over `windows` (views
+    [N,h,w,C] of one layer's pixels, e.g. the four phases of an upsampled conv), each pixel
+    weighing `weights` [N,h,w,R] (the same for every window).
+
+    Band by band (the products stay in cache), deviations from a shift (the first band's
+    mean) summed in float32 or wider.
+    """
+    n, h, w, c = windows[0].shape
+    acc = torch.promote_types(windows[0].dtype, torch.float32)
+    weights = weights.to(acc)
+    rows = list(bands(h, windows[0][:, 0]))
+    shift = windows[0][:, rows[0]].mean((1, 2), dtype=acc)[:, None, None]  # [N,1,1,C]
+    sums = torch.zeros(n, weights.shape[-1], c, dtype=acc, device=weights.device)
+    squares = torch.zeros_like(sums)
+    for band in rows:
+        m = weights[:, band].flatten(1, 2).transpose(1, 2)  # [N,R,pixels]
+        for window in windows:
+            d = (window[:, band].to(acc) - shift).flatten(1, 2)  # [N,pixels,C]
+            sums += m @ d
+            squares += m @ d.square_()
+    mass = (weights.sum((1, 2)) * len(windows)).clamp_min(torch.finfo(acc).tiny)[..., None]
+    mean = sums / mass
+    var = (squares / mass - mean.square()).clamp_min(0)
+    return shift.view(n, 1, c) + mean, var
