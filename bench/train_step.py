@@ -5,6 +5,10 @@ Compares, on the same network and the same run:
   fused, 1 style     the same batch, all images one style (target: 4 styles within 1.15x)
   loop, 4 styles     the usual way: an nn.Conv2d per bank, a loop over the styles in the batch
   loop, 1 style      the usual way with one style (one conv on the whole batch)
+  package            what `train` runs: fused, 4 styles, bfloat16 autocast where the CPU
+                     computes it natively (AVX512-BF16/AMX), the loss network channels_last
+  plain              the plain PyTorch step: loop, 4 styles, float32, NCHW loss network
+                     (target: package >= 2x faster)
 
     python bench/train_step.py [--size 256] [--batch 4] [--repeats 3] [--loss-net none]
 """
@@ -12,6 +16,7 @@ Compares, on the same network and the same run:
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -20,6 +25,7 @@ from torch import Tensor, nn
 import stylebank_fast
 from stylebank_fast import StyleBankNet
 from stylebank_fast.losses import LOSS_NETWORKS, LossWeights, PerceptualLoss, build_loss_network
+from stylebank_fast.training import cpu_computes_bfloat16
 
 
 class LoopBank(nn.Module):
@@ -45,13 +51,17 @@ class LoopBank(nn.Module):
         return out
 
 
-def seconds_per_step(forward, params, loss_fn, images: Tensor, ids: Tensor, repeats: int) -> float:
+def seconds_per_step(
+    forward, params, loss_fn, images: Tensor, ids: Tensor, repeats: int, bf16: bool = False
+) -> float:
     optimizer = torch.optim.Adam(params, lr=1e-4)
     times = []
     for i in range(repeats + 1):  # the first step warms up (allocations, oneDNN primitives)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(forward(images, ids), images, ids).backward()
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(forward(images, ids), images, ids)
+        loss.backward()
         optimizer.step()
         if i > 0:
             times.append(time.perf_counter() - start)
@@ -84,7 +94,9 @@ def main() -> None:
         target = torch.rand_like(images)
 
         def loss_fn(out, content, ids):
-            return (out - target).pow(2).mean()
+            return (out.float() - target).pow(2).mean()
+
+        plain_loss_fn = loss_fn
     else:
         styles = [torch.rand(1, 3, args.size, args.size, device=device) for _ in range(n)]
         net_l = build_loss_network(args.loss_net, args.loss_net_weights, device)
@@ -92,6 +104,12 @@ def main() -> None:
 
         def loss_fn(out, content, ids):
             return perceptual(out, content, ids)["total"]
+
+        plain_net = copy.deepcopy(net_l).to(memory_format=torch.contiguous_format)
+        plain_perceptual = PerceptualLoss(plain_net, styles, LossWeights())
+
+        def plain_loss_fn(out, content, ids):
+            return plain_perceptual(out, content, ids)["total"]
 
     shared = [*net.encoder.parameters(), *net.decoder.parameters()]
     variants = {
@@ -112,6 +130,24 @@ def main() -> None:
                 forward, params, loss_fn, images, ids, args.repeats
             )
 
+    bf16 = device.type == "cpu" and cpu_computes_bfloat16() or device.type == "cuda"
+    results["package", f"{n} styles"] = seconds_per_step(
+        variants["fused"][0],
+        variants["fused"][1],
+        loss_fn,
+        images,
+        mixes[f"{n} styles"],
+        args.repeats,
+        bf16=bf16,
+    )
+    results["plain", f"{n} styles"] = seconds_per_step(
+        variants["loop"][0],
+        variants["loop"][1],
+        plain_loss_fn,
+        images,
+        mixes[f"{n} styles"],
+        args.repeats,
+    )
     print(
         f"# train step, batch {n}, {args.size}x{args.size}, {device}, {torch.get_num_threads()} threads, "
         f"loss {args.loss_net}, bank_conv2d: {'extension' if stylebank_fast.extension_available() else 'reference'}"
@@ -126,6 +162,11 @@ def main() -> None:
         f"\nfused {mixed} / fused 1 style: {results['fused', mixed] / base:.2f}x (target <= 1.15x)"
     )
     print(f"fused {mixed} / loop {mixed}: {results['fused', mixed] / results['loop', mixed]:.2f}x")
+    speedup = results["plain", mixed] / results["package", mixed]
+    print(
+        f"package step ({'bfloat16 autocast' if bf16 else 'float32'}) vs plain step: "
+        f"{speedup:.2f}x faster (target >= 2x)"
+    )
 
 
 if __name__ == "__main__":
