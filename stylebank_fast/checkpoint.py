@@ -57,16 +57,40 @@ def atomic_save(obj: Any, path: PathLike) -> None:
             os.close(dir_fd)
 
 
+def tensor_checksum(state: dict) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes, in key order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _checksum_of(data: dict) -> str | None:
+    """The checksum of the tensors a model file (its state dict) or style file (its bank) holds."""
+    state = data.get("state_dict", {k: data[k] for k in ("weight", "bias") if k in data})
+    if not isinstance(state, dict) or not all(isinstance(t, Tensor) for t in state.values()):
+        return None
+    return tensor_checksum(state)
+
+
 def _read(path: PathLike, expected_format: str, what: str) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; give the {what} file itself")
     if not path.is_file():
         raise CheckpointError(f"{what} file not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # zip, pickle and "unsafe global" errors all mean: not ours
+        # torch's own text advises weights_only=False, which would let a file run code
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "weights_only" in str(error):
+            reason = "it holds objects other than tensors and plain values"
         raise CheckpointError(
             f"{path} is not a readable {what} file (corrupt, truncated, or not made by "
-            f"stylebank_fast; only plain tensors and values are accepted): {error}"
+            f"stylebank_fast): {reason or type(error).__name__}"
         ) from None
     if not isinstance(data, dict) or data.get("format") != expected_format:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
@@ -78,6 +102,12 @@ def _read(path: PathLike, expected_format: str, what: str) -> dict:
         raise CheckpointError(
             f"{path} has {what} format version {data.get('version')!r}; this stylebank_fast "
             f"reads version {VERSION}. Use the stylebank_fast release that wrote it."
+        )
+    expected = data.get("checksum")  # files written before checksums have none
+    if expected is not None and _checksum_of(data) != expected:
+        raise CheckpointError(
+            f"{path} is damaged: its tensors do not match the checksum stored with them "
+            "(the file was changed after it was written); use another copy"
         )
     return data
 
@@ -98,6 +128,7 @@ def save_model(model: StyleBankNet, path: PathLike, training: dict | None = None
         "style_names": list(model.style_names),
         "state_dict": _tensors(model.state_dict()),
     }
+    data["checksum"] = tensor_checksum(data["state_dict"])
     if training is not None:
         data["training"] = training
     atomic_save(data, path)
@@ -137,18 +168,17 @@ def autoencoder_fingerprint(model: StyleBankNet) -> str:
 def export_style(model: StyleBankNet, style: int | str, path: PathLike) -> None:
     """Write one style's bank to a small file that `import_style` adds to a model with the same E, D."""
     index = model.style_index(style)
-    atomic_save(
-        {
-            "format": STYLE_FORMAT,
-            "version": VERSION,
-            "name": model.style_names[index],
-            "kernel_size": model.kernel_size,
-            "autoencoder": autoencoder_fingerprint(model),
-            "weight": model.bank.weights[index].detach().cpu(),
-            "bias": model.bank.biases[index].detach().cpu(),
-        },
-        path,
-    )
+    data = {
+        "format": STYLE_FORMAT,
+        "version": VERSION,
+        "name": model.style_names[index],
+        "kernel_size": model.kernel_size,
+        "autoencoder": autoencoder_fingerprint(model),
+        "weight": model.bank.weights[index].detach().cpu(),
+        "bias": model.bank.biases[index].detach().cpu(),
+    }
+    data["checksum"] = _checksum_of(data)
+    atomic_save(data, path)
 
 
 def import_style(model: StyleBankNet, path: PathLike, name: str | None = None) -> int:

@@ -167,3 +167,30 @@ def test_killed_save_keeps_the_previous_file(tmp_path):
     assert done.returncode == -9, done.stderr.decode()
     assert path.read_bytes() == before
     _same_outputs(_model(0), load_model(path), [0])
+
+
+@pytest.mark.parametrize("kind", ["model", "style"])
+def test_flipped_bytes_in_the_tensors_are_refused(tmp_path, kind):
+    path = tmp_path / f"file.{kind}"
+    model = _model(0)
+    save_model(model, path) if kind == "model" else export_style(model, "sky", path)
+    data = bytearray(path.read_bytes())
+    middle = int(len(data) * 0.6)  # tensor bytes make up nearly all of the file
+    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged|not a readable") as error:
+        load_model(path) if kind == "model" else import_style(_model(0), path, name="x")
+    assert str(path) in str(error.value)
+
+
+def test_a_directory_is_not_a_model_file(tmp_path):
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_model(tmp_path)
+
+
+def test_pickled_objects_are_refused_without_torch_advice(tmp_path):
+    path = tmp_path / "bad.sbk"
+    torch.save({"format": checkpoint.MODEL_FORMAT, "payload": Payload()}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_model(path)
+    assert "weights_only" not in str(error.value) and "\n" not in str(error.value)
