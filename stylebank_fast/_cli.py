@@ -8,8 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, TextIO
 
-import torch
-
+from .devices import resolve_device
 from .errors import StyleBankError
 
 __all__ = ["EXIT_USER_ERROR", "Progress", "resolve_device", "run_cli"]
@@ -36,22 +35,6 @@ def run_cli(
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> cuda when available, else cpu; a device that is not there is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise StyleBankError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StyleBankError(
-            f"--device {name}: no CUDA device is available to this torch ({torch.__version__}); "
-            "use --device cpu"
-        )
-    return device
 
 
 def _duration(seconds: float) -> str:

@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
 from .errors import DataError
+from .imageio import to_rgb
 
 __all__ = ["IMAGE_SUFFIXES", "ContentSampler", "find_images", "load_image"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
 def find_images(folder: str) -> list[Path]:
-    """All images under `folder` (recursive; jpg, png, webp), sorted."""
+    """All images under `folder` (recursive; see IMAGE_SUFFIXES), sorted."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"content folder not found: {folder}")
@@ -38,7 +39,7 @@ def _open_rgb(path: Path, min_side: int | None = None) -> Image.Image:
         with Image.open(path) as image:
             if min_side is not None:  # JPEG: decode at a reduced scale that still covers min_side
                 image.draft("RGB", (min_side, min_side))
-            return image.convert("RGB")
+            return to_rgb(ImageOps.exif_transpose(image))
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
 

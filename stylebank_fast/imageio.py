@@ -14,9 +14,26 @@ from torch import Tensor
 from ._files import temp_file_beside
 from .errors import DataError, StyleBankError
 
-__all__ = ["open_image", "image_format", "save_image", "to_tensor", "to_pil"]
+__all__ = ["open_image", "image_format", "save_image", "to_rgb", "to_tensor", "to_pil"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode as RGB: 16- and 32-bit integer greyscale scaled to 8 bits (PIL's own convert
+    clips them, which turns a 16-bit photo white or black), palette and CMYK through PIL,
+    alpha dropped (composited on nothing: the colour channels as stored)."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, -1), "RGB")
+    if image.mode == "F":
+        grey = np.clip(np.asarray(image) * (255 if image.getextrema()[1] <= 1 else 1), 0, 255)
+        return Image.fromarray(np.stack([grey.astype(np.uint8)] * 3, -1), "RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
 
 
 def open_image(path: PathLike, max_size: int | None = None, mode: str = "RGB") -> Image.Image:
@@ -29,7 +46,9 @@ def open_image(path: PathLike, max_size: int | None = None, mode: str = "RGB") -
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            if mode is not None:
+            if mode == "RGB":
+                image = to_rgb(image)
+            elif mode is not None:
                 image = image.convert(mode)
             image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as error:

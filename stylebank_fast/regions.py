@@ -115,13 +115,32 @@ def cluster_labels(features: Tensor, n: int, size: tuple[int, int], sample: int 
     return full[0, 0, : size[0], : size[1]].long()
 
 
+def _box_mean(maps: Tensor, radius: int, dim: int) -> Tensor:
+    """Mean over a (2*radius+1)-pixel window along `dim`, edges replicated, from prefix sums:
+    the cost does not grow with the radius."""
+    n = maps.shape[dim]
+    zero = torch.zeros_like(maps.narrow(dim, 0, 1))
+    prefix = torch.cat([zero, maps.cumsum(dim)], dim)  # prefix[j + 1] = x[0] + ... + x[j]
+    first, last = maps.narrow(dim, 0, 1), maps.narrow(dim, n - 1, 1)
+    shape = [1] * maps.dim()
+    shape[dim] = n
+
+    def extended_prefix(j: Tensor) -> Tensor:
+        """Sums up to j of the edge-replicated row, for any j (beyond either edge too)."""
+        inside = prefix.index_select(dim, j.clamp(-1, n - 1) + 1)
+        beyond = (j - (n - 1)).clamp_min(0).view(shape).to(maps) * last
+        before = (j + 1).clamp_max(0).view(shape).to(maps) * first
+        return inside + beyond + before
+
+    index = torch.arange(n, device=maps.device)
+    total = extended_prefix(index + radius) - extended_prefix(index - radius - 1)
+    return total / (2 * radius + 1)
+
+
 def _box_blur(maps: Tensor, radius: int) -> Tensor:
     """Separable box blur of [N,R,H,W] with a (2*radius+1)-pixel window. Edges are replicated,
     so maps that sum to 1 per pixel still do."""
-    for kernel in ((1, 2 * radius + 1), (2 * radius + 1, 1)):
-        pad = (kernel[1] // 2, kernel[1] // 2, kernel[0] // 2, kernel[0] // 2)
-        maps = F.avg_pool2d(F.pad(maps, pad, mode="replicate"), kernel, stride=1)
-    return maps
+    return _box_mean(_box_mean(maps, radius, 3), radius, 2)
 
 
 def region_masks(

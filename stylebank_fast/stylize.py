@@ -11,22 +11,25 @@ from pathlib import Path
 
 from ._cli import run_cli
 from .data import IMAGE_SUFFIXES
-from .errors import StyleBankError
+from .errors import DataError, StyleBankError
 from .imageio import image_format, open_image, save_image
 from .regions import parse_auto
 from .stylizer import Style, Stylizer
 
 __all__ = ["main", "parse_style"]
 
+EXIT_SOME_FAILED = 1  # some inputs could not be read; the others were written
+
 
 def parse_style(text: str) -> Style:
     """ "starry_night" or "2" -> itself; "a:0.7+b:0.3" or "a:0.7,b:0.3" -> {"a": 0.7, "b": 0.3}."""
-    parts = [part for part in text.replace("+", ",").split(",") if part]
+    parts = [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
     if len(parts) == 1 and ":" not in parts[0]:
         return parts[0]
     blend: dict[str, float] = {}
     for part in parts:
         name, _, weight = part.rpartition(":")
+        name = name.strip()
         try:
             blend[name] = blend.get(name, 0.0) + float(weight)
         except ValueError:
@@ -39,13 +42,24 @@ def parse_style(text: str) -> Style:
     return blend
 
 
-def _inputs(paths: Sequence[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to an output folder) for files and folders."""
+def _inside(path: Path, folder: Path) -> bool:
+    return folder == path or folder in path.parents
+
+
+def _inputs(paths: Sequence[str], out: Path) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to an output folder) for files and folders; files
+    under the output folder (when it lies inside an input folder) are earlier outputs, not
+    inputs."""
     found = []
+    out = out.resolve()
     for given in map(Path, paths):
         if given.is_dir():
             files = sorted(
-                p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                p
+                for p in given.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not (out != given.resolve() and _inside(p.resolve(), out))
             )
             if not files:
                 raise StyleBankError(f"no images in folder {given} ({', '.join(IMAGE_SUFFIXES)})")
@@ -106,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="S1,S2,...",
         help="one style per region, comma-separated; a blend within one region: a:0.5+b:0.5",
     )
-    parser.add_argument("--feather", type=int, default=0, metavar="PX", help="soft region borders")
+    parser.add_argument(
+        "--feather", type=int, default=0, metavar="PX", help="soft region borders (with --regions)"
+    )
     parser.add_argument(
         "--strength", type=float, default=1.0, metavar="S", help="0 (photo) .. 1 (full style)"
     )
@@ -120,6 +136,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="leave outputs that exist as they are"
+    )
     return parser
 
 
@@ -140,17 +159,35 @@ def _run(args: argparse.Namespace) -> int:
     region_styles = None
     if args.region_styles is not None:
         region_styles = [parse_style(s.strip()) for s in args.region_styles.split(",")]
-    inputs = _inputs(args.inputs)
+    if args.feather and regions is None:
+        raise StyleBankError("--feather softens region borders: it needs --regions")
+    inputs = _inputs(args.inputs, Path(args.out))
     single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = _outputs(inputs, Path(args.out), single_file)
+    for (source, _), target in zip(inputs, outputs):
+        if target.resolve() == source.resolve():
+            raise StyleBankError(
+                f"-o {args.out} would overwrite the input {source}; choose another output"
+            )
     for folder in sorted({path.parent for path in outputs}):
         _writable_folder(folder)
     for path in outputs:
         image_format(path)  # an unknown extension fails before any work
 
     start = time.monotonic()
+    failed: list[str] = []
     for i, ((source, _), target) in enumerate(zip(inputs, outputs), 1):
-        image = open_image(source, args.max_size)
+        if args.skip_existing and target.exists():
+            print(f"skipped {target} (exists)", file=sys.stderr)
+            continue
+        try:
+            image = open_image(source, args.max_size)
+        except DataError as error:  # one bad file in a folder does not stop the others
+            if len(inputs) == 1:
+                raise
+            failed.append(f"{source}: {error}")
+            print(f"[{i}/{len(inputs)}] cannot read {source}; going on", file=sys.stderr)
+            continue
         result = stylizer.stylize(
             image,
             style=style,
@@ -161,9 +198,16 @@ def _run(args: argparse.Namespace) -> int:
             preserve_color=args.preserve_color,
         )
         save_image(result, target)
+        line = f"wrote {target}"
         if len(inputs) > 1:
             left = (time.monotonic() - start) / i * (len(inputs) - i)
-            print(f"[{i}/{len(inputs)}] {source} -> {target} ({left:.0f}s left)", file=sys.stderr)
+            line = f"[{i}/{len(inputs)}] {line} ({left:.0f}s left)"
+        print(line, file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(inputs)} inputs could not be read:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,9 +13,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ._cli import resolve_device
 from .checkpoint import load_model
 from .color import transfer_luminance
+from .devices import resolve_device
 from .errors import StyleBankError
 from .fast_inference import fast_model
 from .imageio import open_image, to_pil, to_tensor
@@ -87,10 +88,19 @@ class Stylizer:
 
     def style_weights(self, style: Style) -> Tensor:
         """Bank weights [K] (summing to 1) of a style name, index or blend {style: weight}."""
-        blend = style.items() if isinstance(style, Mapping) else [(style, 1.0)]
+        blend = list(style.items()) if isinstance(style, Mapping) else [(style, 1.0)]
         weights = torch.zeros(self.model.n_styles, dtype=torch.float64)
         for key, weight in blend:
-            weights[self._index(key)] += float(weight)
+            try:
+                value = float(weight)
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not math.isfinite(value):
+                raise StyleBankError(
+                    f"style blend {dict(blend)!r}: the weight of {key!r} is {weight!r}; "
+                    "weights must be finite numbers >= 0"
+                )
+            weights[self._index(key)] += value  # a style named twice: its weights add up
         if (weights < 0).any() or weights.sum() <= 0:
             raise StyleBankError(
                 f"style blend {dict(blend)!r}: weights must be >= 0 and not all zero"
@@ -99,8 +109,13 @@ class Stylizer:
 
     def _index(self, style: object) -> int:
         names = self.model.style_names
-        if isinstance(style, str) and style not in names and style.isdigit():
-            style = int(style)  # "2" from a command line means index 2
+        if isinstance(style, str) and style not in names:
+            style = style.strip()
+            folded = [name for name in names if name.casefold() == style.casefold()]
+            if style.isdigit():
+                style = int(style)  # "2" from a command line means index 2
+            elif len(folded) == 1:
+                style = folded[0]  # names are matched case-insensitively when unambiguous
         if isinstance(style, (str, int)) and not isinstance(style, bool):
             try:
                 return self.model.style_index(style)
@@ -142,6 +157,10 @@ class Stylizer:
             raise StyleBankError(f"strength must be between 0 and 1, got {strength}")
         if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
             raise StyleBankError(f"feather must be a whole number of pixels >= 0, got {feather!r}")
+        if feather and regions is None:
+            raise StyleBankError(
+                f"feather={feather} softens region borders: it needs regions (and region_styles)"
+            )
         images, was_tensor = self._as_batch(image)
         with torch.inference_mode():
             mix = self._mix(images, style, regions, region_styles, feather)

@@ -1,0 +1,136 @@
+"""Inputs that used to lose data or give wrong results without a word (issue 12)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_photo
+from PIL import Image
+
+import stylebank_fast as sb
+from stylebank_fast.imageio import open_image
+from stylebank_fast.regions import region_masks
+from stylebank_fast.stylize import main
+
+
+def _photo(path, seed=0, h=21, w=30):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((synthetic_photo(seed, h, w) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def run(tiny_model_path, *args):
+    return main([*map(str, args), "--model", str(tiny_model_path), "--device", "cpu"])
+
+
+def test_output_equal_to_the_input_is_refused_before_any_work(tiny_model_path, tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    before = photo.read_bytes()
+    assert run(tiny_model_path, photo, "-o", photo, "--style", "0") == 2
+    assert "overwrite the input" in capsys.readouterr().err
+    folder = tmp_path / "in"
+    _photo(folder / "b.png")
+    assert run(tiny_model_path, folder, "-o", folder, "--style", "0") == 2
+    assert photo.read_bytes() == before
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tiny_model_path, tmp_path):
+    folder = tmp_path / "in"
+    _photo(folder / "a.png")
+    out = folder / "styled"
+    for _ in range(2):  # the second run must not stylize styled/a.png into styled/styled/a.png
+        assert run(tiny_model_path, folder, "-o", out, "--style", "0") == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png"]
+
+
+def test_folders_take_every_extension_single_files_take(tiny_model_path, tmp_path):
+    folder = tmp_path / "in"
+    rgb = Image.fromarray((synthetic_photo(0, 21, 30) * 255).astype(np.uint8))
+    folder.mkdir()
+    for suffix in ("tif", "bmp", "gif"):
+        rgb.save(folder / f"p.{suffix}")
+    assert run(tiny_model_path, folder, "-o", tmp_path / "out", "--style", "0") == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p.bmp", "p.gif", "p.tif"]
+
+
+def test_16_bit_greyscale_keeps_its_picture(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (8, 1))
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    image = np.asarray(open_image(tmp_path / "g16.png"), np.float32)
+    assert image.shape == (8, 64, 3)
+    np.testing.assert_allclose(image[0, :, 0], np.linspace(0, 255, 64), atol=1)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "RGBA", "LA"])
+def test_other_modes_open_as_rgb(tmp_path, mode):
+    rgb = Image.fromarray((synthetic_photo(1, 12, 16) * 255).astype(np.uint8))
+    rgb.convert(mode).save(tmp_path / "x.tif" if mode == "CMYK" else tmp_path / "x.png")
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    image = open_image(path)
+    assert image.mode == "RGB" and image.size == (16, 12)
+    assert np.asarray(image).std() > 10
+
+
+@pytest.mark.parametrize("spec", ["0:nan,1:1", "0:inf", "0:-inf,1:1"])
+def test_non_finite_blend_weights_exit_2(tiny_model_path, tmp_path, capsys, spec):
+    photo = _photo(tmp_path / "a.png")
+    assert run(tiny_model_path, photo, "-o", tmp_path / "o.png", "--style", spec) == 2
+    assert "finite" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_blends_allow_spaces_any_case_and_sum_repeats(tiny_model_path):
+    stylizer = sb.Stylizer(tiny_model_path, device="cpu")
+    names = stylizer.list_styles()
+    upper = {names[0].upper(): 1.0, f" {names[1]} ": 1.0, names[0]: 2.0}
+    weights = stylizer.style_weights(upper)
+    torch.testing.assert_close(weights[:2], torch.tensor([0.75, 0.25]))
+    from stylebank_fast.stylize import parse_style
+
+    assert parse_style(f" {names[0]} : 0.5 , {names[1]}:0.5") == {names[0]: 0.5, names[1]: 0.5}
+
+
+def test_feather_needs_regions(tiny_model_path, tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    assert (
+        run(tiny_model_path, photo, "-o", tmp_path / "o.png", "--style", "0", "--feather", "4") == 2
+    )
+    assert "needs --regions" in capsys.readouterr().err
+    with pytest.raises(sb.StyleBankError, match="needs regions"):
+        sb.Stylizer(tiny_model_path, device="cpu").stylize(photo, style=0, feather=3)
+
+
+def test_any_feather_radius_gives_masks_that_sum_to_one():
+    labels = torch.zeros(1, 40, 50, dtype=torch.long)
+    labels[:, :, 25:] = 1
+    weights = torch.eye(2)
+    small = region_masks(labels, weights, feather=3)
+    huge = region_masks(labels, weights, feather=100_000)  # prefix sums: no 200001-px window
+    for masks in (small, huge):
+        torch.testing.assert_close(masks.sum(1), torch.ones(1, 40, 50))
+    assert small[0, 0, 0, 21] > 0.99 and 0.4 < small[0, 0, 0, 24] < 0.6
+    torch.testing.assert_close(huge[0, 0], torch.full((40, 50), 0.5), atol=1e-3, rtol=0)
+
+
+def test_an_unreadable_file_does_not_stop_a_folder(tiny_model_path, tmp_path, capsys):
+    folder = tmp_path / "in"
+    _photo(folder / "a.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    _photo(folder / "c.png", 2)
+    assert run(tiny_model_path, folder, "-o", tmp_path / "out", "--style", "0") == 1
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    assert "broken.jpg" in err.split("could not be read:")[1]
+    assert err.count("wrote ") == 2
+
+
+def test_skip_existing_and_one_line_per_written_file(tiny_model_path, tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    out = tmp_path / "o.png"
+    assert run(tiny_model_path, photo, "-o", out, "--style", "0") == 0
+    assert f"wrote {out}" in capsys.readouterr().err
+    out.write_bytes(b"keep me")
+    assert run(tiny_model_path, photo, "-o", out, "--style", "0", "--skip-existing") == 0
+    assert out.read_bytes() == b"keep me" and "skipped" in capsys.readouterr().err
