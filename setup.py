@@ -11,9 +11,10 @@ Environment:
 
 import glob
 import os
+import re
 import sys
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 try:
     import torch
@@ -25,6 +26,8 @@ except ImportError:
     )
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(ROOT, "stylebank_fast", "_version.py")) as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 DEFAULT_ARCHS = "8.0;9.0+PTX"
 
 
@@ -84,9 +87,9 @@ def extension():
 
 setup(
     name="stylebank_fast",
-    version="0.1.0",
+    version=VERSION,
     description="Fast StyleBank neural style transfer on a fused multi-bank convolution",
-    packages=["stylebank_fast", "stylebank_fast.fast_inference"],
+    packages=find_packages(include=["stylebank_fast", "stylebank_fast.*"]),
     package_data={"stylebank_fast": ["assets/*"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "pillow"],
@@ -96,6 +99,7 @@ setup(
         "onnx": ["onnx"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
+    entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.command:main"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
 )

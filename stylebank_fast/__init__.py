@@ -2,6 +2,7 @@
 
 import torch  # noqa: F401  (must be imported before the extension)
 
+from ._version import __version__
 from .checkpoint import export_style, import_style, load_model, save_model
 from .errors import CheckpointError, DataError, StyleBankError, WeightsError
 from .model import StyleBankNet
@@ -9,9 +10,8 @@ from .ops import backend_info, bank_conv2d, extension_available, reference_bank_
 from .stylizer import Stylizer
 from .training import TrainConfig, TrainResult, add_styles, resume_training, train_model
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "CheckpointError",
     "DataError",
     "StyleBankError",

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, TextIO
 
+from ._version import __version__
 from .devices import resolve_device
 from .errors import StyleBankError
 
@@ -23,6 +24,7 @@ def run_cli(
     argv: Sequence[str] | None,
 ) -> int:
     """Parse `argv` and run `body`; a user's mistake prints one line and returns 2."""
+    parser.add_argument("--version", action="version", version=f"stylebank_fast {__version__}")
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help (0) or a usage error (2, already printed)

@@ -20,3 +20,11 @@ def temp_file_beside(path: Path) -> tuple[int, str]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
         except FileExistsError:
             continue
+
+
+def check_writable(path: Path) -> None:
+    """Raises OSError unless a new file can be made in `path`'s folder (tried with a temp
+    file, removed at once): checked before long work that ends by writing `path`."""
+    fd, tmp = temp_file_beside(path)
+    os.close(fd)
+    os.unlink(tmp)

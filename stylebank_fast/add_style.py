@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._cli import Progress, resolve_device, run_cli
 from .checkpoint import load_checkpoint
@@ -30,8 +31,14 @@ def _run(args: argparse.Namespace) -> int:
     settings = {"steps": STEPS, **given_settings(args)}
     if "styles" not in settings:
         raise StyleBankError("--style IMG [IMG ...] is needed")
+    saved = load_checkpoint(args.model)[1].get("training", {}).get("config", {})
+    if "loss_net" not in settings and saved.get("loss_net"):
+        # the new bank must be trained with the loss network the model was trained with
+        settings["loss_net"] = saved["loss_net"]
+        weights = saved.get("loss_net_weights")
+        if "loss_net_weights" not in settings and weights and Path(weights).is_file():
+            settings["loss_net_weights"] = weights
     if "content" not in settings:  # default: the photos the model was trained on
-        saved = load_checkpoint(args.model)[1].get("training", {}).get("config", {})
         if not saved.get("content"):
             raise StyleBankError(
                 f"--content DIR is needed: {args.model} does not record its training photos"

