@@ -124,7 +124,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--feather", type=int, default=0, metavar="PX", help="soft region borders (with --regions)"
     )
     parser.add_argument(
-        "--strength", type=float, default=1.0, metavar="S", help="0 (photo) .. 1 (full style)"
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="0 (the photo, as the network rebuilds it) .. 1 (full style); 0.5 is about half way",
     )
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     parser.add_argument(

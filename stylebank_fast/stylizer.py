@@ -26,6 +26,17 @@ __all__ = ["BUILTIN_MODEL", "Stylizer", "ImageInput", "Style"]
 
 BUILTIN_MODEL = Path(__file__).parent / "assets" / "builtin.sbk"
 
+# The output moves fast at small feature blends and barely at large ones: the distance from
+# the reconstruction grows about as 1 - (1 - b)^2.6 with the blend b (docs/stylize.md), so a
+# strength s blends b = 1 - (1 - s)^(1/2.6) and the output moves about evenly with s.
+_STRENGTH_EXPONENT = 2.6
+
+
+def feature_blend(strength: float) -> float:
+    """The blend of bank and encoder features that gives a perceptually even `strength`."""
+    return 1.0 - (1.0 - strength) ** (1.0 / _STRENGTH_EXPONENT)
+
+
 ImageInput = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, Tensor]
 # A style: a name, an index, or a blend {style: weight} (weights are normalised to sum 1).
 Style = Union[str, int, Mapping[Union[str, int], float]]
@@ -150,7 +161,9 @@ class Stylizer:
                 encoder's features, numbered from the largest.
             region_styles: one style (name, index or blend) per region.
             feather: softens region borders over this many pixels.
-            strength: 1 is the full style, 0 the auto-encoder's reconstruction of the photo.
+            strength: 1 is the full style, 0 the auto-encoder's reconstruction of the photo;
+                in between the output moves about evenly (0.5 is about half way), through a
+                blend of the bank's and the encoder's features (`feature_blend`).
             preserve_color: keep the photo's colours (only the luminance is stylized).
         """
         if not 0 <= strength <= 1:
@@ -164,7 +177,7 @@ class Stylizer:
         images, was_tensor = self._as_batch(image)
         with torch.inference_mode():
             mix = self._mix(images, style, regions, region_styles, feather)
-            out = self._net(images, mix, strength=strength).clamp(0, 1)
+            out = self._net(images, mix, strength=feature_blend(strength)).clamp(0, 1)
             if preserve_color:
                 out = transfer_luminance(images, out)
         if not was_tensor:

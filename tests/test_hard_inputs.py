@@ -134,3 +134,20 @@ def test_skip_existing_and_one_line_per_written_file(tiny_model_path, tmp_path, 
     out.write_bytes(b"keep me")
     assert run(tiny_model_path, photo, "-o", out, "--style", "0", "--skip-existing") == 0
     assert out.read_bytes() == b"keep me" and "skipped" in capsys.readouterr().err
+
+
+def test_strength_moves_the_output_about_evenly():
+    from pathlib import Path
+
+    photo = Image.open(Path(__file__).parents[1] / "examples" / "photos" / "tubingen.jpg")
+    photo = photo.convert("RGB").resize((256, 192))
+    stylizer = sb.Stylizer()
+    outs = {
+        s: np.asarray(stylizer.stylize(photo, style="the_scream", strength=s), np.float32)
+        for s in (0.0, 0.2, 0.5, 1.0)
+    }
+    way = {
+        s: np.abs(outs[s] - outs[0.0]).mean() / np.abs(outs[1.0] - outs[0.0]).mean()
+        for s in (0.2, 0.5)
+    }
+    assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.39, 0.84
