@@ -176,8 +176,9 @@ class StyleBankNet(nn.Module):
         """Turns any accepted `style` into a `bank_conv2d` mix (ids, weights or masks)."""
         if isinstance(style, (int, str)):
             return torch.full((n,), self.style_index(style), dtype=torch.long, device=device)
+        dtype = self.bank.weights[0].dtype if self.n_styles else torch.float32
         if isinstance(style, Mapping):
-            mix = torch.zeros(1, self.n_styles, device=device)
+            mix = torch.zeros(1, self.n_styles, device=device, dtype=dtype)
             for key, weight in style.items():
                 mix[0, self.style_index(key)] += float(weight)
             return mix
@@ -195,7 +196,7 @@ class StyleBankNet(nn.Module):
                 f"style weights must be [N,{self.n_styles}] or masks [N,{self.n_styles},h,w], "
                 f"got {list(style.shape)}"
             )
-        return style.to(device)
+        return style.to(device=device, dtype=dtype)
 
     def encode(self, images: Tensor) -> Tensor:
         """Encoder features [N,128,h,w] of `images` [N,3,H,W], padded as `forward` pads them:

@@ -108,3 +108,11 @@ def test_add_styles_appends_banks():
     assert net.add_styles(["b", "c"]) == [1, 2]
     assert net.style_names == ["a", "b", "c"] and net.n_styles == 3
     assert net(torch.rand(1, 3, 8, 8), "c").shape == (1, 3, 8, 8)
+
+
+def test_float64_model_takes_every_style_form():
+    net = StyleBankNet(2).double().eval()
+    x = torch.rand(1, 3, 16, 20, dtype=torch.float64)
+    with torch.no_grad():
+        for style in ({0: 1.0}, torch.tensor([[0.3, 0.7]]), torch.rand(1, 2, 16, 20), 1):
+            assert net(x, style).dtype == torch.float64

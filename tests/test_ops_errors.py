@@ -197,3 +197,34 @@ def test_missing_extension_reference_opt_in():
     )
     result = run_without_extension(code, allow_reference=True)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+
+
+DATA_DEPENDENT = {"id too large", "id negative"}  # need the ids' values: checked when run
+
+
+@requires_extension
+@pytest.mark.parametrize(
+    "desc,args,kwargs,error,words",
+    [c for c in CASES if c[0] not in DATA_DEPENDENT],
+    ids=[c[0] for c in CASES if c[0] not in DATA_DEPENDENT],
+)
+def test_fake_kernel_refuses_what_the_kernel_refuses(desc, args, kwargs, error, words):
+    """torch.compile sees a bad call at trace time, with the same kind of error."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    fake = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
+    options = {"padding_mode": "reflect", "mask_on": "output", **kwargs}
+    with mode, pytest.raises(error):
+        torch.ops.stylebank_fast.bank_conv2d(*fake, options["padding_mode"], options["mask_on"])
+
+
+@requires_extension
+def test_double_backward_is_refused():
+    x = torch.randn(1, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 4, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(
+        sb.bank_conv2d(x, w, None, torch.tensor([1])).sum(), x, create_graph=True
+    )
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        grad.sum().backward()
