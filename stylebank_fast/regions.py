@@ -61,7 +61,7 @@ def _dense_labels(array: np.ndarray) -> tuple[np.ndarray, int]:
     """The values of `array` renumbered 0..R-1 in sorted order (int64, same shape), and R.
 
     Integer maps with a modest value range (label maps; colours packed in 24 bits) take a
-    lookup table, linear in the pixels; np.unique sorts them all (~100 ms at 1024x768).
+    lookup table, linear in the pixels; np.unique would sort them all.
     """
     if array.dtype.kind in "iub" and array.size:
         low = int(array.min())

@@ -135,8 +135,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--max-size",
         type=int,
         metavar="PX",
-        help="scale larger inputs down to this longer side (memory grows with the image: "
-        "about 0.45 GB per megapixel on the CPU)",
+        help="scale larger inputs down to this longer side (memory grows with the image; "
+        "docs/stylize.md says how much)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")

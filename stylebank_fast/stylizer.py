@@ -60,9 +60,9 @@ class Stylizer:
             built-in model.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         fast: run the inference-only rewrite of the network (`fast_inference.fast_model`):
-            the same function, 2.5-3x faster on the CPU at 1024x768 (README's speed table).
+            the same function, faster (docs/stylize.md has the measurements).
         bfloat16: run the fast network's convolutions in bfloat16 (faster on CPUs with
-            AVX512-BF16 or AMX, and on recent GPUs; 49 dB PSNR from float32 on the example photo).
+            AVX512-BF16 or AMX, and on recent GPUs; slightly less exact: docs/stylize.md).
 
     Example:
         >>> stylizer = Stylizer("model.sbk")

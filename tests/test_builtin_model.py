@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import requires_extension
+from helpers import requires_extension
 from PIL import Image
 
 import stylebank_fast as sb

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import STYLE_NAMES, synthetic_photo
+from helpers import STYLE_NAMES, synthetic_photo
 from PIL import Image
 
 import stylebank_fast as sb

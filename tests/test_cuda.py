@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import FORMS, make_problem
+from helpers import FORMS, make_problem
 
 import stylebank_fast as sb
 

@@ -10,8 +10,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FORMS, make_problem
-from test_emulation_header import ROOT, load_emulation, run_sanitized
+from helpers import FORMS, ROOT, load_emulation, make_problem, run_sanitized
 
 import stylebank_fast as sb
 
@@ -148,7 +147,7 @@ def test_errors_come_from_the_shared_checks(E):
 SANITIZED_CASES = """
     import sys
     sys.path.insert(0, {tests!r})
-    from conftest import make_problem
+    from helpers import make_problem
     cases = [("masks", "bfloat16", "input"), ("masks", "float64", "output"), ("ids", "float32", "input")]
     for form, dtype, mask_on in cases:
         x, w, b, m = (t.to(getattr(torch, dtype)) if t is not None and t.is_floating_point() else t

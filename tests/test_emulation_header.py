@@ -4,79 +4,9 @@ or a sanitizer report. Also builds the emulated ops that tests/test_cuda_emulate
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [
-    "csrc/emulation/emulated_op.cpp",
-    "csrc/emulation/selftest.cpp",
-    "csrc/bank_conv_problem.cpp",
-]
-FLAGS = {
-    "plain": ["-O2"],
-    "asan": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address"],
-    "tsan": ["-O1", "-g", "-fsanitize=thread"],
-}
-SANITIZER_RUNTIME = {"asan": "libasan.so", "tsan": "libtsan.so"}
-
-
-def load_emulation(variant: str = "plain"):
-    """Builds (once; cached under build/emulation/) and loads the emulated ops:
-    torch.ops.stylebank_fast_emulated.*. Sanitizer variants load only in a process that started
-    with their runtime (see run_sanitized)."""
-    from torch.utils import cpp_extension
-
-    build = ROOT / "build" / "emulation" / variant
-    build.mkdir(parents=True, exist_ok=True)
-    flags = FLAGS[variant]
-    cpp_extension.load(
-        name=f"stylebank_fast_emulated_{variant}",
-        sources=[str(ROOT / s) for s in SOURCES],
-        extra_cflags=flags,
-        extra_ldflags=[f for f in flags if f.startswith("-fsanitize")],
-        build_directory=str(build),
-        is_python_module=False,
-    )
-    return torch.ops.stylebank_fast_emulated
-
-
-def run_sanitized(variant: str, code: str) -> subprocess.CompletedProcess:
-    """Runs `code` (with `E` = the emulated ops) in a fresh Python under the sanitizer."""
-    runtime = subprocess.run(
-        ["g++", f"-print-file-name={SANITIZER_RUNTIME[variant]}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        os.environ.pop("LD_PRELOAD")  # the compiler that builds the library runs without it
-        sys.path.insert(0, {str(ROOT / "tests")!r})
-        import torch
-        torch.set_num_threads(1)
-        from test_emulation_header import load_emulation
-        E = load_emulation({variant!r})
-        """
-    ) + textwrap.dedent(code)
-    env = dict(
-        os.environ,
-        LD_PRELOAD=runtime,
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
-        TSAN_OPTIONS="report_signal_unsafe=0",
-        OMP_NUM_THREADS="1",
-        MAX_JOBS="1",
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=900
-    )
+from helpers import load_emulation, run_sanitized
 
 
 @pytest.fixture(scope="module")

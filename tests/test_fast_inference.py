@@ -7,7 +7,7 @@ import platform
 
 import pytest
 import torch
-from conftest import requires_extension
+from helpers import requires_extension
 
 import stylebank_fast as sb
 from stylebank_fast.fast_inference import convolutions, fast_model, statistics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_photo
+from helpers import synthetic_photo
 from PIL import Image
 
 import stylebank_fast as sb

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_problem, requires_extension
+from helpers import make_problem, requires_extension
 
 import stylebank_fast as sb
 

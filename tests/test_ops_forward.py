@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import FORMS, make_problem, requires_extension
+from helpers import FORMS, make_problem, requires_extension
 
 import stylebank_fast as sb
 

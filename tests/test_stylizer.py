@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import STYLE_NAMES
+from helpers import STYLE_NAMES
 from PIL import Image
 
 import stylebank_fast as sb
