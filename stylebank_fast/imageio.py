@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
@@ -14,7 +15,17 @@ from torch import Tensor
 from ._files import temp_file_beside
 from .errors import DataError, StyleBankError
 
-__all__ = ["open_image", "image_format", "save_image", "to_rgb", "to_tensor", "to_pil"]
+__all__ = [
+    "alpha_channel",
+    "image_format",
+    "keeps_alpha",
+    "open_image",
+    "open_upright",
+    "save_image",
+    "to_pil",
+    "to_rgb",
+    "to_tensor",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -36,28 +47,66 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: PathLike, max_size: int | None = None, mode: str = "RGB") -> Image.Image:
-    """An image file as a PIL image in `mode` ("RGB", or None to keep the file's own mode),
-    turned upright by its EXIF orientation, scaled down so that its longer side is at most
-    `max_size` (never up)."""
+@contextmanager
+def _pixel_limit(lifted: bool):
+    """PIL refuses images over MAX_IMAGE_PIXELS as possible decompression bombs; a caller who
+    asked for the image scaled down (max_size) knows it is large, so the guard is lifted."""
+    if not lifted:
+        yield
+        return
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_upright(path: PathLike, max_size: int | None = None) -> Image.Image:
+    """An image file in its own mode, turned upright by its EXIF orientation and scaled down so
+    that its longer side is at most `max_size` (never up; JPEGs decode at a reduced scale
+    first, so a huge photo never lies in memory at full size)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:
-        with Image.open(path) as image:
+        with _pixel_limit(max_size is not None), Image.open(path) as image:
+            if max_size is not None and image.format == "JPEG":
+                image.draft(image.mode, (max_size, max_size))
             image = ImageOps.exif_transpose(image)
-            if mode == "RGB":
-                image = to_rgb(image)
-            elif mode is not None:
-                image = image.convert(mode)
             image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path} is not a readable image: {error}") from None
     if max_size is not None and max(image.size) > max_size:
         scale = max_size / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "P"):
+            image = image.convert("I" if image.mode.startswith("I") else "RGBA")
         image = image.resize(size, Image.Resampling.LANCZOS)
     return image
+
+
+def open_image(path: PathLike, max_size: int | None = None, mode: str = "RGB") -> Image.Image:
+    """An image file as a PIL image in `mode` ("RGB", or None to keep the file's own mode),
+    upright and scaled down as `open_upright` does."""
+    image = open_upright(path, max_size)
+    if mode == "RGB":
+        return to_rgb(image)
+    return image if mode is None else image.convert(mode)
+
+
+def alpha_channel(image: Image.Image) -> Image.Image | None:
+    """The image's transparency as an "L" image, or None when it has none."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return image.getchannel("A")
+    return None
+
+
+def keeps_alpha(path: PathLike) -> bool:
+    """Whether the format `path`'s extension names stores an alpha channel."""
+    return image_format(path) in ("PNG", "WEBP", "TIFF")
 
 
 def image_format(path: PathLike) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ._cli import run_cli
 from .data import IMAGE_SUFFIXES
 from .errors import DataError, StyleBankError
-from .imageio import image_format, open_image, save_image
+from .imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
 from .regions import parse_auto
 from .stylizer import Style, Stylizer
 
@@ -141,6 +141,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
     parser.add_argument(
+        "--save-regions",
+        metavar="PATH",
+        help="also write the regions used as a colour image (region 0 red, 1 green, 2 blue, "
+        "3 yellow, ...); a folder with several inputs",
+    )
+    parser.add_argument(
         "--skip-existing", action="store_true", help="leave outputs that exist as they are"
     )
     return parser
@@ -165,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
         region_styles = [parse_style(s.strip()) for s in args.region_styles.split(",")]
     if args.feather and regions is None:
         raise StyleBankError("--feather softens region borders: it needs --regions")
+    if args.save_regions and regions is None:
+        raise StyleBankError("--save-regions writes the regions used: it needs --regions")
     inputs = _inputs(args.inputs, Path(args.out))
     single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = _outputs(inputs, Path(args.out), single_file)
@@ -180,12 +188,12 @@ def _run(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     failed: list[str] = []
-    for i, ((source, _), target) in enumerate(zip(inputs, outputs), 1):
+    for i, ((source, relative), target) in enumerate(zip(inputs, outputs), 1):
         if args.skip_existing and target.exists():
             print(f"skipped {target} (exists)", file=sys.stderr)
             continue
         try:
-            image = open_image(source, args.max_size)
+            original = open_upright(source, args.max_size)
         except DataError as error:  # one bad file in a folder does not stop the others
             if len(inputs) == 1:
                 raise
@@ -193,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"[{i}/{len(inputs)}] cannot read {source}; going on", file=sys.stderr)
             continue
         result = stylizer.stylize(
-            image,
+            to_rgb(original),
             style=style,
             regions=regions,
             region_styles=region_styles,
@@ -201,7 +209,17 @@ def _run(args: argparse.Namespace) -> int:
             strength=args.strength,
             preserve_color=args.preserve_color,
         )
+        alpha = alpha_channel(original)
+        if alpha is not None and keeps_alpha(target):  # transparency goes through unchanged
+            result.putalpha(alpha)
         save_image(result, target)
+        if args.save_regions:
+            where = Path(args.save_regions)
+            if len(inputs) > 1:
+                where = (where / relative).with_suffix(".png")
+                _writable_folder(where.parent)
+            save_image(stylizer.region_map(to_rgb(original), regions), where)
+            print(f"wrote {where}", file=sys.stderr)
         line = f"wrote {target}"
         if len(inputs) > 1:
             left = (time.monotonic() - start) / i * (len(inputs) - i)

@@ -22,9 +22,24 @@ from .imageio import open_image, to_pil, to_tensor
 from .model import StyleBankNet
 from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
 
-__all__ = ["BUILTIN_MODEL", "Stylizer", "ImageInput", "Style"]
+__all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style"]
 
 BUILTIN_MODEL = Path(__file__).parent / "assets" / "builtin.sbk"
+
+# Colours of regions 0, 1, 2, ... in region maps (then repeating): distinct, named in docs.
+REGION_COLOURS = np.array(
+    [
+        [230, 25, 75],  # red
+        [60, 180, 75],  # green
+        [0, 130, 200],  # blue
+        [255, 225, 25],  # yellow
+        [145, 30, 180],  # purple
+        [70, 240, 240],  # cyan
+        [245, 130, 48],  # orange
+        [240, 50, 230],  # magenta
+    ],
+    dtype=np.uint8,
+)
 
 # The output moves fast at small feature blends and barely at large ones: the distance from
 # the reconstruction grows about as 1 - (1 - b)^2.6 with the blend b (docs/stylize.md), so a
@@ -209,15 +224,10 @@ class Stylizer:
         if not region_styles:
             raise StyleBankError("regions need region styles: one style per region")
         n, _, h, w = images.shape
-        count = parse_auto(regions)
-        if count is not None:
-            features = self._net.encode(images)
-            labels = torch.stack([cluster_labels(f, count, (h, w)) for f in features])
-            what = f"regions {regions}"
-        else:
-            labels, count = label_map(regions, (h, w))
-            labels = labels[None]
-            what = f"the region map has {count} regions"
+        labels, count = self._labels(images, regions)
+        what = (
+            f"regions {regions}" if parse_auto(regions) else f"the region map has {count} regions"
+        )
         if count != len(region_styles):
             raise StyleBankError(
                 f"{what} but {len(region_styles)} region styles were given "
@@ -229,6 +239,25 @@ class Stylizer:
             return self.model.feature_masks(maps, (h, w))
 
         return region_masks(labels.to(self.device), weights.to(self.device), feather, to_features)
+
+    def _labels(self, images: Tensor, regions: LabelSource | str) -> tuple[Tensor, int]:
+        """Region labels [N|1,H,W] (0..R-1) for `images` [N,3,H,W], and R."""
+        h, w = images.shape[-2:]
+        count = parse_auto(regions)
+        if count is not None:
+            features = self._net.encode(images)
+            return torch.stack([cluster_labels(f, count, (h, w)) for f in features]), count
+        labels, count = label_map(regions, (h, w))
+        return labels[None], count
+
+    def region_map(self, image: ImageInput, regions: LabelSource | str) -> Image.Image:
+        """The regions `stylize` would use for `image`, as a colour image: region i in
+        `REGION_COLOURS[i]` (label maps number their regions by sorted value, auto:N from the
+        largest region to the smallest)."""
+        images, _ = self._as_batch(image)
+        with torch.inference_mode():
+            labels, _ = self._labels(images[:1], regions)
+        return Image.fromarray(REGION_COLOURS[labels[0].cpu().numpy() % len(REGION_COLOURS)], "RGB")
 
     def _as_batch(self, image: ImageInput) -> tuple[Tensor, bool]:
         """`image` as float [N,3,H,W] on the model's device, and whether it was a tensor."""

@@ -151,3 +151,60 @@ def test_strength_moves_the_output_about_evenly():
         for s in (0.2, 0.5)
     }
     assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.39, 0.84
+
+
+def test_max_size_lifts_the_decompression_bomb_guard(tmp_path, monkeypatch):
+    from stylebank_fast.errors import DataError
+
+    big = tmp_path / "big.png"
+    Image.fromarray((synthetic_photo(0, 40, 60) * 255).astype(np.uint8)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2400 pixels: a "bomb" to PIL now
+    with pytest.raises(DataError, match="not a readable image"):
+        open_image(big)
+    assert open_image(big, max_size=30).size == (30, 20)
+    assert Image.MAX_IMAGE_PIXELS == 500  # the guard is back for everyone else
+
+
+def test_alpha_goes_through_where_the_output_format_keeps_it(tiny_model_path, tmp_path):
+    rgba = np.dstack(
+        [(synthetic_photo(0, 21, 30) * 255).astype(np.uint8), np.tile(np.arange(30) * 8, (21, 1))]
+    ).astype(np.uint8)
+    photo = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(photo)
+    assert run(tiny_model_path, photo, "-o", tmp_path / "o.png", "--style", "0") == 0
+    out = Image.open(tmp_path / "o.png")
+    assert out.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+    assert run(tiny_model_path, photo, "-o", tmp_path / "o.jpg", "--style", "0") == 0
+    assert Image.open(tmp_path / "o.jpg").mode == "RGB"
+
+
+def test_save_regions_shows_the_regions_used(tiny_model_path, tmp_path, capsys):
+    from stylebank_fast.stylizer import REGION_COLOURS
+
+    photo = _photo(tmp_path / "a.png")
+    labels = np.zeros((21, 30), np.uint8)
+    labels[:, 10:] = 7  # two regions: value 0 is region 0, value 7 region 1 (sorted order)
+    Image.fromarray(labels).save(tmp_path / "mask.png")
+    argv = [photo, "-o", tmp_path / "o.png", "--regions", tmp_path / "mask.png"]
+    argv += ["--region-styles", "0,1", "--save-regions", tmp_path / "regions.png"]
+    assert run(tiny_model_path, *argv) == 0
+    shown = np.asarray(Image.open(tmp_path / "regions.png"))
+    assert (shown[:, :10] == REGION_COLOURS[0]).all() and (shown[:, 10:] == REGION_COLOURS[1]).all()
+    auto = [photo, "-o", tmp_path / "p.png", "--regions", "auto:2", "--region-styles", "0,1"]
+    assert run(tiny_model_path, *auto, "--save-regions", tmp_path / "auto.png") == 0
+    colours = {tuple(c) for c in np.asarray(Image.open(tmp_path / "auto.png")).reshape(-1, 3)}
+    assert colours <= {tuple(REGION_COLOURS[0]), tuple(REGION_COLOURS[1])} and len(colours) == 2
+    assert (
+        run(
+            tiny_model_path,
+            photo,
+            "-o",
+            tmp_path / "q.png",
+            "--style",
+            "0",
+            "--save-regions",
+            tmp_path / "r.png",
+        )
+        == 2
+    )
