@@ -11,6 +11,7 @@ from .checkpoint import load_checkpoint
 from .errors import StyleBankError
 from .train import add_training_arguments, given_settings, report
 from .training import TrainConfig, add_styles
+from .training_state import TrainingState
 
 STEPS = 2000  # a new bank alone learns much faster than the whole network
 
@@ -31,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = {"steps": STEPS, **given_settings(args)}
     if "styles" not in settings:
         raise StyleBankError("--style IMG [IMG ...] is needed")
-    saved = load_checkpoint(args.model)[1].get("training", {}).get("config", {})
+    saved = TrainingState.saved_config(load_checkpoint(args.model)[1])
     if "loss_net" not in settings and saved.get("loss_net"):
         # the new bank must be trained with the loss network the model was trained with
         settings["loss_net"] = saved["loss_net"]

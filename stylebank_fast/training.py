@@ -20,9 +20,10 @@ from torch import Tensor
 from ._files import check_writable
 from .checkpoint import PathLike, load_checkpoint, load_model, save_model
 from .data import ContentSampler, find_images, load_image
-from .errors import CheckpointError, DataError, StyleBankError
+from .errors import DataError, StyleBankError
 from .losses import LossWeights, PerceptualLoss, build_loss_network, identity_loss
 from .model import StyleBankNet
+from .training_state import TrainingState
 
 __all__ = [
     "ProgressFn",
@@ -241,12 +242,9 @@ class _Run:
         return load_image(path, self.config.style_size or self.config.size)
 
     def _training_state(self) -> dict:
-        return {
-            "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
-            "config": asdict(self.config),
-            "encoder_grad_norm": self.encoder_grad_norm,
-        }
+        return TrainingState(
+            self.step, asdict(self.config), self.optimizer.state_dict(), self.encoder_grad_norm
+        ).to_dict()
 
     def save(self, out: PathLike) -> None:
         save_model(self.model, out, training=self._training_state())
@@ -372,16 +370,12 @@ def resume_training(
     "loss_net_weights"): anything else would make the continuation differ from the original.
     """
     model, data = load_checkpoint(path)
-    state = data.get("training")
-    if not isinstance(state, dict) or "config" not in state:
-        raise CheckpointError(f"{path} holds a model but no training state to resume from")
+    state = TrainingState.from_checkpoint(data, path)
     allowed = {"content", "styles", "loss_net_weights"}
     extra = sorted(set(overrides or {}) - allowed)
     if extra:
         raise StyleBankError(f"cannot change {extra} when resuming; only {sorted(allowed)}")
-    saved = {
-        f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]
-    }
+    saved = {f.name: state.config[f.name] for f in fields(TrainConfig) if f.name in state.config}
     config = TrainConfig(**{**saved, **(overrides or {}), **({"steps": steps} if steps else {})})
     if len(config.styles) != model.n_styles - config.base_styles:
         raise StyleBankError(
@@ -392,8 +386,8 @@ def resume_training(
         model,
         config,
         torch.device(device),
-        optimizer_state=state["optimizer"],
-        start=int(state["step"]),
-        encoder_grad_norm=float(state.get("encoder_grad_norm", 0.0)),
+        optimizer_state=state.optimizer,
+        start=state.step,
+        encoder_grad_norm=state.encoder_grad_norm,
     )
     return run.run(out, on_progress)

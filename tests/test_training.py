@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stylebank_fast import (
+    CheckpointError,
     StyleBankError,
     TrainConfig,
     add_styles,
@@ -187,3 +188,19 @@ def test_crops_cover_several_scales(tmp_path):
     single = ContentSampler([tmp_path / "ramp.png"], 20).batch(64, torch.Generator())
     single_spans = single[:, 0, 10].amax(-1) - single[:, 0, 10].amin(-1)
     assert single_spans.max() - single_spans.min() < 0.02  # one scale: 20 of 80 px
+
+
+def test_training_state_is_versioned_and_reads_files_from_before(config, tmp_path):
+    from stylebank_fast.checkpoint import atomic_save
+
+    config.steps = 3
+    train_model(config, tmp_path / "m.sbk")
+    data = load_checkpoint(tmp_path / "m.sbk")[1]
+    assert data["training"]["version"] == 1
+    del data["training"]["version"]  # as written before the version was recorded
+    atomic_save(data, tmp_path / "old.sbk")
+    assert resume_training(tmp_path / "old.sbk", tmp_path / "old.sbk", steps=4).step == 4
+    data["training"]["version"] = 7
+    atomic_save(data, tmp_path / "future.sbk")
+    with pytest.raises(CheckpointError, match="training state version 7"):
+        resume_training(tmp_path / "future.sbk", tmp_path / "x.sbk", steps=5)
