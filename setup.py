@@ -99,7 +99,7 @@ setup(
         "onnx": ["onnx"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
-    entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.command:main"]},
+    entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.cli.command:main"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
 )

@@ -1,59 +1,8 @@
-"""python -m stylebank_fast.add_style: learn new styles for a trained model (incremental learning)."""
+"""`python -m stylebank_fast.add_style`: starts the add style tool (stylebank_fast/cli/add_style.py)."""
 
-from __future__ import annotations
+from .cli.add_style import main
 
-import argparse
-from collections.abc import Sequence
-from pathlib import Path
-
-from ._cli import Progress, resolve_device, run_cli
-from .checkpoint import load_checkpoint
-from .errors import StyleBankError
-from .train import add_training_arguments, given_settings, report
-from .training import TrainConfig, add_styles
-from .training_state import TrainingState
-
-STEPS = 2000  # a new bank alone learns much faster than the whole network
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m stylebank_fast.add_style",
-        description="Add styles to a StyleBank model: only the new banks train; E, D and the "
-        "old styles stay exactly as they are.",
-    )
-    parser.add_argument("--model", required=True, metavar="MODEL", help="the trained model")
-    add_training_arguments(parser, STEPS)
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    settings = {"steps": STEPS, **given_settings(args)}
-    if "styles" not in settings:
-        raise StyleBankError("--style IMG [IMG ...] is needed")
-    saved = TrainingState.saved_config(load_checkpoint(args.model)[1])
-    if "loss_net" not in settings and saved.get("loss_net"):
-        # the new bank must be trained with the loss network the model was trained with
-        settings["loss_net"] = saved["loss_net"]
-        weights = saved.get("loss_net_weights")
-        if "loss_net_weights" not in settings and weights and Path(weights).is_file():
-            settings["loss_net_weights"] = weights
-    if "content" not in settings:  # default: the photos the model was trained on
-        if not saved.get("content"):
-            raise StyleBankError(
-                f"--content DIR is needed: {args.model} does not record its training photos"
-            )
-        settings["content"] = saved["content"]
-    result = add_styles(
-        args.model, TrainConfig(**settings), args.out, device=device, on_progress=Progress()
-    )
-    return report(result, args.out)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_parser(), _run, argv)
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,7 +12,7 @@ from helpers import STYLE_NAMES, synthetic_photo
 from PIL import Image
 
 import stylebank_fast as sb
-from stylebank_fast.stylize import main, parse_style
+from stylebank_fast.cli.stylize import main, parse_style
 
 
 def _photo(path, seed=0, h=21, w=30):

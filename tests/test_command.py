@@ -8,7 +8,7 @@ from PIL import Image
 
 import stylebank_fast as sb
 from stylebank_fast import add_style, stylize, train
-from stylebank_fast.command import main
+from stylebank_fast.cli.command import main
 
 
 def test_version_everywhere(capsys):

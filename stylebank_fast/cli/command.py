@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._version import __version__
+from .._version import __version__
 
 COMMANDS = {"stylize": "stylize", "train": "train", "add-style": "add_style"}
 _USAGE = f"usage: stylebank-fast {{{','.join(COMMANDS)}}} [options]   (--help after a command)"
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name is None:
         print(f"stylebank-fast: unknown command {args[0]!r}\n{_USAGE}", file=sys.stderr)
         return 2
-    return importlib.import_module(f"stylebank_fast.{name}").main(args[1:])
+    return importlib.import_module(f"stylebank_fast.cli.{name}").main(args[1:])
 
 
 if __name__ == "__main__":

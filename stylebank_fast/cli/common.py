@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Callable, TextIO
 
-from ._version import __version__
-from .devices import resolve_device
-from .errors import StyleBankError
+from .._version import __version__
+from ..devices import resolve_device
+from ..errors import StyleBankError
 
 __all__ = ["EXIT_USER_ERROR", "Progress", "resolve_device", "run_cli"]
 

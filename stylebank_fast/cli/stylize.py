@@ -1,0 +1,241 @@
+"""python -m stylebank_fast.stylize: stylize photos (files or folders) with a StyleBank model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..data import IMAGE_SUFFIXES
+from ..errors import DataError, StyleBankError
+from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
+from ..regions import parse_auto
+from ..stylizer import Style, Stylizer
+from .common import run_cli
+
+__all__ = ["main", "parse_style"]
+
+EXIT_SOME_FAILED = 1  # some inputs could not be read; the others were written
+
+
+def parse_style(text: str) -> Style:
+    """ "starry_night" or "2" -> itself; "a:0.7+b:0.3" or "a:0.7,b:0.3" -> {"a": 0.7, "b": 0.3}."""
+    parts = [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
+    if len(parts) == 1 and ":" not in parts[0]:
+        return parts[0]
+    blend: dict[str, float] = {}
+    for part in parts:
+        name, _, weight = part.rpartition(":")
+        name = name.strip()
+        try:
+            blend[name] = blend.get(name, 0.0) + float(weight)
+        except ValueError:
+            raise StyleBankError(
+                f"style {text!r}: write a blend as name:weight,name:weight (e.g. "
+                "starry_night:0.7,great_wave:0.3)"
+            ) from None
+        if not name:
+            raise StyleBankError(f"style {text!r}: {part!r} has no style name")
+    return blend
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return folder == path or folder in path.parents
+
+
+def _inputs(paths: Sequence[str], out: Path) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to an output folder) for files and folders; files
+    under the output folder (when it lies inside an input folder) are earlier outputs, not
+    inputs."""
+    found = []
+    out = out.resolve()
+    for given in map(Path, paths):
+        if given.is_dir():
+            files = sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not (out != given.resolve() and _inside(p.resolve(), out))
+            )
+            if not files:
+                raise StyleBankError(f"no images in folder {given} ({', '.join(IMAGE_SUFFIXES)})")
+            found += [(p, p.relative_to(given)) for p in files]
+        elif given.is_file():
+            found.append((given, Path(given.name)))
+        else:
+            raise StyleBankError(f"input not found: {given}")
+    names = [relative for _, relative in found]
+    clashes = sorted({str(n) for n in names if names.count(n) > 1})
+    if clashes:
+        raise StyleBankError(f"several inputs would be written to the same output: {clashes}")
+    return found
+
+
+def _outputs(inputs: list[tuple[Path, Path]], out: Path, single_file: bool) -> list[Path]:
+    """OUT is a file for one input file when it has an extension and is not a folder;
+    otherwise a folder (made when missing) mirroring the inputs' names."""
+    if single_file and out.suffix and not out.is_dir():
+        image_format(out)
+        return [out]
+    if out.suffix and not out.is_dir() and len(inputs) > 1:
+        raise StyleBankError(f"-o {out}: several images need an output folder, not a file")
+    if out.exists() and not out.is_dir():
+        raise StyleBankError(f"-o {out}: not a folder")
+    return [out / relative for _, relative in inputs]
+
+
+def _writable_folder(folder: Path) -> None:
+    """Makes `folder` when missing; a folder that cannot be written is an error before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleBankError(f"cannot make output folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise StyleBankError(f"cannot write to output folder {folder}: permission denied")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stylebank_fast.stylize",
+        description="Stylize photos with a StyleBank model: one style, a blend of styles, or "
+        "one style per region.",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    parser.add_argument("-o", "--out", metavar="OUT", help="output file, or folder")
+    parser.add_argument("--model", metavar="MODEL", help="model file (default: built-in model)")
+    parser.add_argument(
+        "--style", metavar="SPEC", help="a name or index, or a blend a:0.7,b:0.3 (normalised)"
+    )
+    parser.add_argument(
+        "--regions",
+        metavar="MASK|auto:N",
+        help="label or colour image (one region per value, in sorted order), or auto:N",
+    )
+    parser.add_argument(
+        "--region-styles",
+        metavar="S1,S2,...",
+        help="one style per region, comma-separated; a blend within one region: a:0.5+b:0.5",
+    )
+    parser.add_argument(
+        "--feather", type=int, default=0, metavar="PX", help="soft region borders (with --regions)"
+    )
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="0 (the photo, as the network rebuilds it) .. 1 (full style); 0.5 is about half way",
+    )
+    parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        metavar="PX",
+        help="scale larger inputs down to this longer side (memory grows with the image; "
+        "docs/stylize.md says how much)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
+    parser.add_argument(
+        "--save-regions",
+        metavar="PATH",
+        help="also write the regions used as a colour image (region 0 red, 1 green, 2 blue, "
+        "3 yellow, ...); a folder with several inputs",
+    )
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="leave outputs that exist as they are"
+    )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    stylizer = Stylizer(args.model, device=args.device)
+    if args.list_styles:
+        for index, name in enumerate(stylizer.list_styles()):
+            print(f"{index}\t{name}")
+        return 0
+    if not args.inputs or not args.out:
+        raise StyleBankError("give INPUT files or folders and -o OUT (or --list-styles)")
+    if args.max_size is not None and args.max_size < 1:
+        raise StyleBankError(f"--max-size must be >= 1, got {args.max_size}")
+    style = parse_style(args.style) if args.style is not None else None
+    regions = args.regions
+    if regions is not None and parse_auto(regions) is None and not Path(regions).is_file():
+        raise StyleBankError(f"--regions {regions}: no such mask file (or write auto:N)")
+    region_styles = None
+    if args.region_styles is not None:
+        region_styles = [parse_style(s.strip()) for s in args.region_styles.split(",")]
+    if args.feather and regions is None:
+        raise StyleBankError("--feather softens region borders: it needs --regions")
+    if args.save_regions and regions is None:
+        raise StyleBankError("--save-regions writes the regions used: it needs --regions")
+    inputs = _inputs(args.inputs, Path(args.out))
+    single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
+    outputs = _outputs(inputs, Path(args.out), single_file)
+    for (source, _), target in zip(inputs, outputs):
+        if target.resolve() == source.resolve():
+            raise StyleBankError(
+                f"-o {args.out} would overwrite the input {source}; choose another output"
+            )
+    for folder in sorted({path.parent for path in outputs}):
+        _writable_folder(folder)
+    for path in outputs:
+        image_format(path)  # an unknown extension fails before any work
+
+    start = time.monotonic()
+    failed: list[str] = []
+    for i, ((source, relative), target) in enumerate(zip(inputs, outputs), 1):
+        if args.skip_existing and target.exists():
+            print(f"skipped {target} (exists)", file=sys.stderr)
+            continue
+        try:
+            original = open_upright(source, args.max_size)
+        except DataError as error:  # one bad file in a folder does not stop the others
+            if len(inputs) == 1:
+                raise
+            failed.append(f"{source}: {error}")
+            print(f"[{i}/{len(inputs)}] cannot read {source}; going on", file=sys.stderr)
+            continue
+        result = stylizer.stylize(
+            to_rgb(original),
+            style=style,
+            regions=regions,
+            region_styles=region_styles,
+            feather=args.feather,
+            strength=args.strength,
+            preserve_color=args.preserve_color,
+        )
+        alpha = alpha_channel(original)
+        if alpha is not None and keeps_alpha(target):  # transparency goes through unchanged
+            result.putalpha(alpha)
+        save_image(result, target)
+        if args.save_regions:
+            where = Path(args.save_regions)
+            if len(inputs) > 1:
+                where = (where / relative).with_suffix(".png")
+                _writable_folder(where.parent)
+            save_image(stylizer.region_map(to_rgb(original), regions), where)
+            print(f"wrote {where}", file=sys.stderr)
+        line = f"wrote {target}"
+        if len(inputs) > 1:
+            left = (time.monotonic() - start) / i * (len(inputs) - i)
+            line = f"[{i}/{len(inputs)}] {line} ({left:.0f}s left)"
+        print(line, file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(inputs)} inputs could not be read:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_build_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Options shared by `train` and `add_style` (their dest names are TrainConfig fields), and
+the last lines a training run prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from ..errors import StyleBankError
+from ..losses import LOSS_NETWORKS
+from ..training import PRECISIONS, TrainConfig, TrainResult
+from .common import EXIT_INTERRUPTED
+
+# Defaults live in TrainConfig; options default to None so that "not given" is visible.
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
+    """Options shared by `train` and `add_style` (their dest names are TrainConfig fields)."""
+    d = DEFAULTS
+    parser.add_argument("--content", metavar="DIR", help="folder of photos (searched recursively)")
+    parser.add_argument("--style", dest="styles", nargs="+", metavar="IMG", help="style images")
+    parser.add_argument(
+        "--name", dest="names", nargs="+", metavar="NAME", help="style names (default: file names)"
+    )
+    parser.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    parser.add_argument(
+        "--loss-net", choices=list(LOSS_NETWORKS), help=f"loss network (default {d['loss_net']})"
+    )
+    parser.add_argument(
+        "--vgg-weights", metavar="PATH", help="torchvision's vgg16-397923af.pth (or its features)"
+    )
+    parser.add_argument("--loss-net-weights", metavar="PATH", help="state dict of the loss network")
+    parser.add_argument("--size", type=int, help=f"training crop size (default {d['size']})")
+    parser.add_argument(
+        "--style-size", type=int, help="shorter side of the style images (default: --size)"
+    )
+    parser.add_argument("--batch", type=int, help=f"batch size (default {d['batch']})")
+    parser.add_argument("--steps", type=int, help=f"total steps (default {steps})")
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {d['lr']})")
+    parser.add_argument(
+        "--lr-decay", type=float, help=f"learning-rate factor (default {d['lr_decay']})"
+    )
+    parser.add_argument(
+        "--lr-decay-every", type=int, help=f"steps between decays (default {d['lr_decay_every']})"
+    )
+    parser.add_argument("--content-weight", type=float, help=f"default {d['content_weight']}")
+    parser.add_argument("--style-weight", type=float, help=f"default {d['style_weight']}")
+    parser.add_argument(
+        "--style-scales",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="one factor per style on --style-weight (default all 1)",
+    )
+    parser.add_argument("--tv-weight", type=float, help=f"default {d['tv_weight']}")
+    parser.add_argument(
+        "--range-weight",
+        type=float,
+        help=f"penalty on pixels outside [0, 1], default {d['range_weight']}",
+    )
+    parser.add_argument(
+        "--max-crop-scale",
+        type=float,
+        help="crops cover size .. this times size pixels of a photo, resized to --size "
+        f"(default {d['max_crop_scale']})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto: bfloat16 autocast where the device computes bfloat16 natively (default)",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, help=f"steps (default {d['checkpoint_every']})"
+    )
+    parser.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user set on the command line."""
+    given = {
+        name: getattr(args, name) for name in DEFAULTS if getattr(args, name, None) is not None
+    }
+    if args.vgg_weights is not None:
+        if given.get("loss_net", DEFAULTS["loss_net"]) != "vgg16" or args.loss_net_weights:
+            raise StyleBankError(
+                "--vgg-weights goes with --loss-net vgg16 (and not with --loss-net-weights)"
+            )
+        given["loss_net_weights"] = args.vgg_weights
+    return given
+
+
+def report(result: TrainResult, out: str) -> int:
+    """The last lines of a run; exit code 130 when Ctrl-C stopped it."""
+    if result.interrupted:
+        print(
+            f"stopped at step {result.step}; saved {out}. Continue with --resume {out}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"done: {result.step} steps; saved {out} (styles: {', '.join(result.model.style_names)})",
+        file=sys.stderr,
+    )
+    return 0
