@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .ops import bank_conv2d
 from .region_norm import region_instance_norm, region_weights, upsample_regions
+from .styles import blend_weights, style_index
 
 __all__ = ["Encoder", "StyleBank", "Decoder", "StyleBankNet", "StyleSpec"]
 
@@ -158,15 +159,8 @@ class StyleBankNet(nn.Module):
         return self.bank.add_banks(len(names), device=self.encoder[0].weight.device)
 
     def style_index(self, style: int | str) -> int:
-        """Index of a style given by index or by name."""
-        if isinstance(style, str):
-            if style not in self.style_names:
-                raise KeyError(f"unknown style {style!r}; this model has {self.style_names}")
-            return self.style_names.index(style)
-        index = int(style)
-        if not 0 <= index < self.n_styles:
-            raise IndexError(f"style index {index} is outside [0, {self.n_styles})")
-        return index
+        """Index of a style given by index or by name (see `styles.style_index`)."""
+        return style_index(self.style_names, style)
 
     def min_size(self) -> int:
         """Smallest side the layers can pad by reflection (smaller inputs are padded up)."""
@@ -177,11 +171,9 @@ class StyleBankNet(nn.Module):
         if isinstance(style, (int, str)):
             return torch.full((n,), self.style_index(style), dtype=torch.long, device=device)
         dtype = self.bank.weights[0].dtype if self.n_styles else torch.float32
-        if isinstance(style, Mapping):
-            mix = torch.zeros(1, self.n_styles, device=device, dtype=dtype)
-            for key, weight in style.items():
-                mix[0, self.style_index(key)] += float(weight)
-            return mix
+        if isinstance(style, Mapping):  # weights as given (the op does not normalise either)
+            weights = blend_weights(self.style_names, style, normalise=False)
+            return weights.to(device=device, dtype=dtype)[None]
         if not isinstance(style, Tensor):
             raise TypeError(
                 "style must be None, an int, a name, a dict {style: weight}, "

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
@@ -21,6 +20,7 @@ from .fast_inference import fast_model
 from .imageio import open_image, to_pil, to_tensor
 from .model import StyleBankNet
 from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
+from .styles import Style, blend_weights
 
 __all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style"]
 
@@ -53,8 +53,6 @@ def feature_blend(strength: float) -> float:
 
 
 ImageInput = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, Tensor]
-# A style: a name, an index, or a blend {style: weight} (weights are normalised to sum 1).
-Style = Union[str, int, Mapping[Union[str, int], float]]
 
 
 def _builtin_model() -> StyleBankNet:
@@ -114,43 +112,7 @@ class Stylizer:
 
     def style_weights(self, style: Style) -> Tensor:
         """Bank weights [K] (summing to 1) of a style name, index or blend {style: weight}."""
-        blend = list(style.items()) if isinstance(style, Mapping) else [(style, 1.0)]
-        weights = torch.zeros(self.model.n_styles, dtype=torch.float64)
-        for key, weight in blend:
-            try:
-                value = float(weight)
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not math.isfinite(value):
-                raise StyleBankError(
-                    f"style blend {dict(blend)!r}: the weight of {key!r} is {weight!r}; "
-                    "weights must be finite numbers >= 0"
-                )
-            weights[self._index(key)] += value  # a style named twice: its weights add up
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise StyleBankError(
-                f"style blend {dict(blend)!r}: weights must be >= 0 and not all zero"
-            )
-        return (weights / weights.sum()).float()
-
-    def _index(self, style: object) -> int:
-        names = self.model.style_names
-        if isinstance(style, str) and style not in names:
-            style = style.strip()
-            folded = [name for name in names if name.casefold() == style.casefold()]
-            if style.isdigit():
-                style = int(style)  # "2" from a command line means index 2
-            elif len(folded) == 1:
-                style = folded[0]  # names are matched case-insensitively when unambiguous
-        if isinstance(style, (str, int)) and not isinstance(style, bool):
-            try:
-                return self.model.style_index(style)
-            except (KeyError, IndexError):
-                pass
-        raise StyleBankError(
-            f"unknown style {style!r}; this model's styles are "
-            + ", ".join(f"{i}:{name}" for i, name in enumerate(names))
-        )
+        return blend_weights(self.model.style_names, style, normalise=True).float()
 
     def stylize(
         self,

@@ -12,7 +12,8 @@ from helpers import STYLE_NAMES, synthetic_photo
 from PIL import Image
 
 import stylebank_fast as sb
-from stylebank_fast.cli.stylize import main, parse_style
+from stylebank_fast.cli.stylize import main
+from stylebank_fast.styles import parse_spec
 
 
 def _photo(path, seed=0, h=21, w=30):
@@ -35,14 +36,14 @@ def run(tiny_model_path, *args):
     return main([*map(str, args), "--model", str(tiny_model_path), "--device", "cpu"])
 
 
-def test_parse_style():
-    assert parse_style("great_wave") == "great_wave"
-    assert parse_style("2") == "2"
-    assert parse_style("starry_night:0.7,great_wave:0.3") == {
+def test_parse_spec():
+    assert parse_spec("great_wave") == "great_wave"
+    assert parse_spec("2") == "2"
+    assert parse_spec("starry_night:0.7,great_wave:0.3") == {
         "starry_night": 0.7,
         "great_wave": 0.3,
     }
-    assert parse_style("a:1+b:2") == {"a": 1.0, "b": 2.0}
+    assert parse_spec("a:1+b:2") == {"a": 1.0, "b": 2.0}
 
 
 def test_one_file_to_a_file_matches_the_api(tiny_model_path, photos, tmp_path):

@@ -87,9 +87,9 @@ def test_blends_allow_spaces_any_case_and_sum_repeats(tiny_model_path):
     upper = {names[0].upper(): 1.0, f" {names[1]} ": 1.0, names[0]: 2.0}
     weights = stylizer.style_weights(upper)
     torch.testing.assert_close(weights[:2], torch.tensor([0.75, 0.25]))
-    from stylebank_fast.cli.stylize import parse_style
+    from stylebank_fast.styles import parse_spec
 
-    assert parse_style(f" {names[0]} : 0.5 , {names[1]}:0.5") == {names[0]: 0.5, names[1]: 0.5}
+    assert parse_spec(f" {names[0]} : 0.5 , {names[1]}:0.5") == {names[0]: 0.5, names[1]: 0.5}
 
 
 def test_feather_needs_regions(tiny_model_path, tmp_path, capsys):

@@ -13,33 +13,13 @@ from ..data import IMAGE_SUFFIXES
 from ..errors import DataError, StyleBankError
 from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
 from ..regions import parse_auto
-from ..stylizer import Style, Stylizer
+from ..styles import parse_spec
+from ..stylizer import Stylizer
 from .common import run_cli
 
-__all__ = ["main", "parse_style"]
+__all__ = ["main"]
 
 EXIT_SOME_FAILED = 1  # some inputs could not be read; the others were written
-
-
-def parse_style(text: str) -> Style:
-    """ "starry_night" or "2" -> itself; "a:0.7+b:0.3" or "a:0.7,b:0.3" -> {"a": 0.7, "b": 0.3}."""
-    parts = [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
-    if len(parts) == 1 and ":" not in parts[0]:
-        return parts[0]
-    blend: dict[str, float] = {}
-    for part in parts:
-        name, _, weight = part.rpartition(":")
-        name = name.strip()
-        try:
-            blend[name] = blend.get(name, 0.0) + float(weight)
-        except ValueError:
-            raise StyleBankError(
-                f"style {text!r}: write a blend as name:weight,name:weight (e.g. "
-                "starry_night:0.7,great_wave:0.3)"
-            ) from None
-        if not name:
-            raise StyleBankError(f"style {text!r}: {part!r} has no style name")
-    return blend
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -162,13 +142,13 @@ def _run(args: argparse.Namespace) -> int:
         raise StyleBankError("give INPUT files or folders and -o OUT (or --list-styles)")
     if args.max_size is not None and args.max_size < 1:
         raise StyleBankError(f"--max-size must be >= 1, got {args.max_size}")
-    style = parse_style(args.style) if args.style is not None else None
+    style = parse_spec(args.style) if args.style is not None else None
     regions = args.regions
     if regions is not None and parse_auto(regions) is None and not Path(regions).is_file():
         raise StyleBankError(f"--regions {regions}: no such mask file (or write auto:N)")
     region_styles = None
     if args.region_styles is not None:
-        region_styles = [parse_style(s.strip()) for s in args.region_styles.split(",")]
+        region_styles = [parse_spec(s.strip()) for s in args.region_styles.split(",")]
     if args.feather and regions is None:
         raise StyleBankError("--feather softens region borders: it needs --regions")
     if args.save_regions and regions is None:
