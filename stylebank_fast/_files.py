@@ -1,10 +1,11 @@
-"""The temporary file behind every atomic write (models, styles, images)."""
+"""Every file the package writes goes through `atomic_write` (models, styles, images)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 
 def temp_file_beside(path: Path) -> tuple[int, str]:
@@ -28,3 +29,25 @@ def check_writable(path: Path) -> None:
     fd, tmp = temp_file_beside(path)
     os.close(fd)
     os.unlink(tmp)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write` into a temp file in `path`'s folder, fsync, rename it over `path`, fsync the
+    folder: a crash or kill at any moment leaves the old file or the new one, never half a
+    file. OSError propagates (callers word it for their users)."""
+    fd, tmp = temp_file_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -10,7 +10,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from ._files import temp_file_beside
+from ._files import atomic_write
 from .errors import CheckpointError
 from .model import FEATURES, StyleBankNet
 
@@ -31,30 +31,13 @@ VERSION = 1
 
 
 def atomic_save(obj: Any, path: PathLike) -> None:
-    """`torch.save` to a temp file in the same folder, fsync, then rename over `path`.
-
-    A crash or kill at any moment leaves either the old file or the new one, never half a file.
-    """
+    """`torch.save` to `path` atomically (`_files.atomic_write`): a crash or kill at any moment
+    leaves either the old file or the new one, never half a file."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CheckpointError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = temp_file_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def tensor_checksum(state: dict) -> str:

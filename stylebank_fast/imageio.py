@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from ._files import temp_file_beside
+from ._files import atomic_write
 from .errors import DataError, StyleBankError
 
 __all__ = [
@@ -122,25 +122,15 @@ def image_format(path: PathLike) -> str:
 
 
 def save_image(image: Image.Image, path: PathLike) -> None:
-    """Write `image` to `path` in the format its extension names, atomically: a temp file in
-    the same folder renamed over `path`, so that a failure never leaves a partial file."""
+    """Write `image` to `path` in the format its extension names, atomically
+    (`_files.atomic_write`), so that a failure never leaves a partial file."""
     path = Path(path)
     fmt = image_format(path)
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:
-        fd, tmp = temp_file_beside(path)
+        atomic_write(path, lambda f: image.save(f, format=fmt, **options))
     except OSError as error:
         raise StyleBankError(f"cannot write {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt, **options)
-        os.replace(tmp, path)
-    except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
-        raise StyleBankError(f"cannot write {path}: {error}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_tensor(image: Image.Image) -> Tensor:
