@@ -21,12 +21,22 @@ __all__ = ["IMAGE_SUFFIXES", "ContentSampler", "find_images", "load_image"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
-def find_images(folder: str) -> list[Path]:
-    """All images under `folder` (recursive; see IMAGE_SUFFIXES), sorted."""
+def find_images(
+    folder: str | Path, skip: Path | None = None, what: str = "content folder"
+) -> list[Path]:
+    """All images under `folder` (recursive; see IMAGE_SUFFIXES), sorted; files under `skip`
+    (an output folder inside it: earlier outputs, not inputs) left out."""
     root = Path(folder)
     if not root.is_dir():
-        raise DataError(f"content folder not found: {folder}")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        raise DataError(f"{what} not found: {folder}")
+    skip = skip.resolve() if skip is not None and skip.resolve() != root.resolve() else None
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not (skip is not None and skip in p.resolve().parents)
+    )
     if not paths:
         raise DataError(
             f"no images in {folder} (looked recursively for {', '.join(IMAGE_SUFFIXES)})"

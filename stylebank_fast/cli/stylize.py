@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data import IMAGE_SUFFIXES
+from ..data import find_images
 from ..errors import DataError, StyleBankError
 from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
 from ..regions import parse_auto
@@ -22,27 +22,14 @@ __all__ = ["main"]
 EXIT_SOME_FAILED = 1  # some inputs could not be read; the others were written
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return folder == path or folder in path.parents
-
-
 def _inputs(paths: Sequence[str], out: Path) -> list[tuple[Path, Path]]:
     """(input file, output path relative to an output folder) for files and folders; files
     under the output folder (when it lies inside an input folder) are earlier outputs, not
     inputs."""
     found = []
-    out = out.resolve()
     for given in map(Path, paths):
         if given.is_dir():
-            files = sorted(
-                p
-                for p in given.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES
-                and not (out != given.resolve() and _inside(p.resolve(), out))
-            )
-            if not files:
-                raise StyleBankError(f"no images in folder {given} ({', '.join(IMAGE_SUFFIXES)})")
+            files = find_images(given, skip=out, what="input folder")
             found += [(p, p.relative_to(given)) for p in files]
         elif given.is_file():
             found.append((given, Path(given.name)))
