@@ -136,7 +136,7 @@ class EfficientNetLite0(nn.Module):
             ) from None
         return self
 
-    def features(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+    def extract(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Activations of `layers` (see `LAYERS`); stops after the deepest one."""
         unknown = sorted(set(layers) - set(LAYERS))
         if unknown:
@@ -154,6 +154,6 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """ImageNet logits [N, 1000]."""
-        x = self.features(images, [f"b{N_BLOCKS - 1}"])[f"b{N_BLOCKS - 1}"]
+        x = self.extract(images, [f"b{N_BLOCKS - 1}"])[f"b{N_BLOCKS - 1}"]
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(x.mean((2, 3)))

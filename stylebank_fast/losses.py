@@ -42,6 +42,18 @@ LOSS_NETWORKS = {
 }
 
 
+# name -> (layers wanted, weights path or None) -> the pretrained network, which has
+# `extract(images, layers) -> {layer: activation}`
+_BUILDERS = {
+    "vgg16": lambda wanted, weights: VGG16Features(wanted).load_weights(
+        find_vgg16_weights(weights)
+    ),
+    "efficientnet_lite0": lambda wanted, weights: EfficientNetLite0().load_weights(
+        find_efficientnet_lite0_weights(weights)
+    ),
+}
+
+
 class LossNetwork(nn.Module):
     """A frozen, pretrained feature network and the layers the losses use."""
 
@@ -52,11 +64,7 @@ class LossNetwork(nn.Module):
         self.name = name
         self.layers = LOSS_NETWORKS[name]
         self.wanted = (*self.layers.style, self.layers.content)
-        self.net: nn.Module
-        if name == "vgg16":
-            self.net = VGG16Features(self.wanted).load_weights(find_vgg16_weights(weights))
-        else:
-            self.net = EfficientNetLite0().load_weights(find_efficientnet_lite0_weights(weights))
+        self.net = _BUILDERS[name](self.wanted, weights)
         self.requires_grad_(False)
         self.eval()
         self.to(memory_format=torch.channels_last)  # oneDNN's fastest layout for these convs
@@ -65,9 +73,7 @@ class LossNetwork(nn.Module):
         return super().train(False)  # BatchNorm statistics are part of the pretrained weights
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        if isinstance(self.net, VGG16Features):
-            return self.net(images)
-        return self.net.features(images, self.wanted)
+        return self.net.extract(images, self.wanted)
 
 
 def build_loss_network(

@@ -65,11 +65,11 @@ class TrainConfig:
     # the paper's rescaling of the auto-encoder gradients; without it Adam's shared moments,
     # dominated by the stylizing loss, leave the auto-encoder steps too small (docs/training.md)
     ae_grad_rescale: bool = True
-    content_weight: float = 1.0
-    style_weight: float = 100.0
+    content_weight: float = LossWeights.content  # the defaults live in LossWeights
+    style_weight: float = LossWeights.style
     style_scales: list[float] | None = None  # per style, a factor on style_weight
-    tv_weight: float = 10.0
-    range_weight: float = 100.0  # keeps stylised pixels inside [0, 1] (losses.out_of_range)
+    tv_weight: float = LossWeights.tv
+    range_weight: float = LossWeights.range  # keeps stylised pixels inside [0, 1]
     kernel_size: int = 3
     # crops cover size .. max_crop_scale * size pixels of a photo (data.ContentSampler)
     max_crop_scale: float = 2.0

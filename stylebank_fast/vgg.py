@@ -117,6 +117,15 @@ class VGG16Features(nn.Module):
         self.load_state_dict({key: state[key] for key in wanted})
         return self
 
+    def extract(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """Activations of `layers` (among those given at construction), by name: the loss
+        networks' common interface."""
+        missing = sorted(set(layers) - set(self.layers.values()))
+        if missing:
+            raise ValueError(f"layers {missing} were not requested when this VGG-16 was built")
+        found = self(images)
+        return {name: found[name] for name in layers}
+
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Activations of the requested layers, by name."""
         x = (images - self.mean) / self.std
