@@ -137,4 +137,4 @@ def bank_conv2d(
 
 
 if _EXTENSION_ERROR is None:
-    from . import _autograd  # noqa: E402,F401  (fake kernels and autograd for the ops)
+    from . import _registrations  # noqa: E402,F401  (fake, autograd and autocast kernels)
