@@ -26,6 +26,7 @@ from .model import StyleBankNet
 from .training_state import TrainingState
 
 __all__ = [
+    "CheckpointFn",
     "ProgressFn",
     "TrainConfig",
     "TrainResult",
@@ -39,6 +40,8 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 # on_progress(step, steps, losses, seconds): called after every step; `step` counts from 1.
 ProgressFn = Callable[[int, int, dict, float], None]
+# on_checkpoint(model, step): called after each checkpoint is written (e.g. to draw samples).
+CheckpointFn = Callable[[StyleBankNet, int], None]
 
 
 @dataclass
@@ -249,6 +252,12 @@ class _Run:
     def save(self, out: PathLike) -> None:
         save_model(self.model, out, training=self._training_state())
 
+    def _checkpoint(self, out: PathLike, on_checkpoint: CheckpointFn | None) -> None:
+        self.save(out)
+        if on_checkpoint is not None:
+            with torch.no_grad():
+                on_checkpoint(self.model, self.step)
+
     def _one_step(self) -> dict:
         config, model = self.config, self.model
         for group in self.optimizer.param_groups:
@@ -299,7 +308,12 @@ class _Run:
             if p.grad is not None:
                 p.grad.mul_(scale)
 
-    def run(self, out: PathLike, on_progress: ProgressFn | None) -> TrainResult:
+    def run(
+        self,
+        out: PathLike,
+        on_progress: ProgressFn | None,
+        on_checkpoint: CheckpointFn | None = None,
+    ) -> TrainResult:
         _check_out(out)
         history = []
         started = time.perf_counter()
@@ -311,8 +325,8 @@ class _Run:
                         self.step, self.config.steps, history[-1], time.perf_counter() - started
                     )
                 if self.step % self.config.checkpoint_every == 0 and self.step < self.config.steps:
-                    self.save(out)
-            self.save(out)
+                    self._checkpoint(out, on_checkpoint)
+            self._checkpoint(out, on_checkpoint)
         return TrainResult(self.model.cpu(), self.step, stop.requested, history)
 
 
@@ -322,6 +336,7 @@ def train_model(
     *,
     device: str | torch.device = "cpu",
     on_progress: ProgressFn | None = None,
+    on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
     """Train a new StyleBankNet on `config.styles` jointly; writes checkpoints to `out`.
 
@@ -331,7 +346,7 @@ def train_model(
     torch.manual_seed(config.seed)
     names = style_names_for(config.styles, config.names, [])
     model = StyleBankNet(len(config.styles), config.kernel_size, style_names=names)
-    return _Run(model, config, torch.device(device)).run(out, on_progress)
+    return _Run(model, config, torch.device(device)).run(out, on_progress, on_checkpoint)
 
 
 def add_styles(
@@ -341,6 +356,7 @@ def add_styles(
     *,
     device: str | torch.device = "cpu",
     on_progress: ProgressFn | None = None,
+    on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
     """Incremental learning: add `config.styles` as new banks to the model in `base`.
 
@@ -352,7 +368,7 @@ def add_styles(
     config = TrainConfig(**{**asdict(config), "base_styles": model.n_styles, "names": names})
     torch.manual_seed(config.seed)
     model.add_styles(names)
-    return _Run(model, config, torch.device(device)).run(out, on_progress)
+    return _Run(model, config, torch.device(device)).run(out, on_progress, on_checkpoint)
 
 
 def resume_training(
@@ -363,6 +379,7 @@ def resume_training(
     overrides: dict | None = None,
     device: str | torch.device = "cpu",
     on_progress: ProgressFn | None = None,
+    on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
     """Continue the run saved in `path` (a checkpoint written by `train` or `add_styles`).
 
@@ -390,4 +407,4 @@ def resume_training(
         start=state.step,
         encoder_grad_norm=state.encoder_grad_norm,
     )
-    return run.run(out, on_progress)
+    return run.run(out, on_progress, on_checkpoint)

@@ -171,3 +171,22 @@ def test_add_style_inherits_the_loss_network_of_the_model(
     argv = ["--model", str(model), "--style", str(style_images[1]), "--out", str(plus)]
     assert add_style.main([*argv, *small]) == 0
     assert load_checkpoint(plus)[1]["training"]["config"]["loss_net"] == "efficientnet_lite0"
+
+
+def test_samples_at_each_checkpoint(content_dir, style_images, common, tmp_path, capsys):
+    from PIL import Image
+
+    model = tmp_path / "m.sbk"
+    photo = sorted(content_dir.rglob("*.png"))[0]
+    argv = ["--content", str(content_dir), "--style", *map(str, style_images), "--out", str(model)]
+    argv += [*common, "--steps", "4", "--checkpoint-every", "2", "--sample", str(photo)]
+    assert train.main(argv) == 0
+    samples = sorted((tmp_path / "m.sbk.samples").iterdir())
+    assert [p.name for p in samples] == ["step_000002.jpg", "step_000004.jpg"]
+    width, height = Image.open(photo).size
+    strip = Image.open(samples[-1])
+    assert strip.size[0] == 3 * width and strip.size[1] > height  # photo + 2 styles, captions
+    assert f"sample: {samples[-1]}" in capsys.readouterr().err
+    resume = ["--resume", str(model), "--out", str(model), "--steps", "5", "--sample", str(photo)]
+    assert train.main(resume) == 0
+    assert (tmp_path / "m.sbk.samples" / "step_000005.jpg").is_file()

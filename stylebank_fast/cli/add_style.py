@@ -11,7 +11,7 @@ from ..errors import StyleBankError
 from ..training import TrainConfig, add_styles
 from ..training_state import TrainingState
 from .common import Progress, resolve_device, run_cli
-from .training_options import add_training_arguments, given_settings, report
+from .training_options import add_training_arguments, given_settings, report, sample_writer
 
 STEPS = 2000  # a new bank alone learns much faster than the whole network
 
@@ -46,7 +46,12 @@ def _run(args: argparse.Namespace) -> int:
             )
         settings["content"] = saved["content"]
     result = add_styles(
-        args.model, TrainConfig(**settings), args.out, device=device, on_progress=Progress()
+        args.model,
+        TrainConfig(**settings),
+        args.out,
+        device=device,
+        on_progress=Progress(),
+        on_checkpoint=sample_writer(args),
     )
     return report(result, args.out)
 

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from ..errors import StyleBankError
 from ..training import TrainConfig, resume_training, train_model
 from .common import Progress, resolve_device, run_cli
-from .training_options import DEFAULTS, add_training_arguments, given_settings, report
+from .training_options import (
+    DEFAULTS,
+    add_training_arguments,
+    given_settings,
+    report,
+    sample_writer,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     settings = given_settings(args)
     progress = Progress()
+    on_checkpoint = sample_writer(args)
     if args.resume:
         steps = settings.pop("steps", None)
         result = resume_training(
@@ -45,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides=settings,
             device=device,
             on_progress=progress,
+            on_checkpoint=on_checkpoint,
         )
     else:
         missing = [
@@ -54,7 +62,13 @@ def _run(args: argparse.Namespace) -> int:
         ]
         if missing:
             raise StyleBankError(f"{' and '.join(missing)} needed (or --resume MODEL)")
-        result = train_model(TrainConfig(**settings), args.out, device=device, on_progress=progress)
+        result = train_model(
+            TrainConfig(**settings),
+            args.out,
+            device=device,
+            on_progress=progress,
+            on_checkpoint=on_checkpoint,
+        )
     return report(result, args.out)
 
 

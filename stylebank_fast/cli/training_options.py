@@ -9,6 +9,7 @@ from dataclasses import fields
 
 from ..errors import StyleBankError
 from ..losses import LOSS_NETWORKS
+from ..samples import SampleWriter
 from ..training import PRECISIONS, TrainConfig, TrainResult
 from .common import EXIT_INTERRUPTED
 
@@ -75,6 +76,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
         "--checkpoint-every", type=int, help=f"steps (default {d['checkpoint_every']})"
     )
     parser.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    parser.add_argument(
+        "--sample",
+        metavar="PHOTO",
+        help="at each checkpoint, write PHOTO in every style to OUT.samples/step_N.jpg",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
@@ -90,6 +96,19 @@ def given_settings(args: argparse.Namespace) -> dict:
             )
         given["loss_net_weights"] = args.vgg_weights
     return given
+
+
+def sample_writer(args: argparse.Namespace):
+    """The on_checkpoint callback for --sample (None without it); says where each sample went."""
+    if not args.sample:
+        return None
+    writer = SampleWriter(args.sample, f"{args.out}.samples")
+
+    def write(model, step: int) -> None:
+        writer(model, step)
+        print(f"sample: {writer.written[-1]}", file=sys.stderr, flush=True)
+
+    return write
 
 
 def report(result: TrainResult, out: str) -> int:
