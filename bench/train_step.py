@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import stylebank_fast
 from stylebank_fast import StyleBankNet
 from stylebank_fast.losses import LOSS_NETWORKS, LossWeights, PerceptualLoss, build_loss_network
-from stylebank_fast.training import cpu_computes_bfloat16
+from stylebank_fast.training import autocast_dtype
 
 
 class LoopBank(nn.Module):
@@ -130,7 +130,7 @@ def main() -> None:
                 forward, params, loss_fn, images, ids, args.repeats
             )
 
-    bf16 = device.type == "cpu" and cpu_computes_bfloat16() or device.type == "cuda"
+    bf16 = autocast_dtype("auto", device) == torch.bfloat16  # what `train` runs by default
     results["package", f"{n} styles"] = seconds_per_step(
         variants["fused"][0],
         variants["fused"][1],

@@ -149,7 +149,8 @@ def cpu_computes_bfloat16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype a `precision` setting autocasts to on `device` (None: float32, no autocast)."""
     if precision == "float32":
         return None
     if precision == "bfloat16":
@@ -220,7 +221,7 @@ class _Run:
         self.sampler = ContentSampler(
             find_images(config.content), config.size, config.max_crop_scale
         )
-        self.autocast_dtype = _autocast_dtype(config.precision, device)
+        self.autocast_dtype = autocast_dtype(config.precision, device)
         style_images = [self._style_image(path) for path in config.styles]
         net = build_loss_network(config.loss_net, config.loss_net_weights, device)
         weights = LossWeights(
