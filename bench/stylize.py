@@ -9,6 +9,9 @@ style, a 4-style blend and 4-region fusion (four vertical stripes, one style eac
   module  Stylizer(fast=False): the model's modules, the fused bank_conv2d
   fast    Stylizer(): the inference rewrite (stylebank_fast/fast_inference/), float32
   bf16    Stylizer(bfloat16=True), where the device supports bfloat16
+  onnx    onnxruntime (CPU, the same thread count) running the network exported by
+          `stylebank_fast.export_onnx` (bank folded into one convolution; regions decomposed),
+          where onnx and onnxruntime are installed and the device is the CPU
 
 A random-weight model (K=8 banks of 3x3) is timed: speed does not depend on the weights.
 Variants run interleaved, repeats adaptive, medians reported.
@@ -16,6 +19,7 @@ Variants run interleaved, repeats adaptive, medians reported.
     python bench/stylize.py                  # CPU: 512x384, 1024x768, 1920x1080
     python bench/stylize.py --device cuda
     python bench/stylize.py --quick          # 512x384 only, few repeats (a smoke test)
+    python bench/stylize.py --size 1024x768  # one size
 
 Prints a markdown table and writes JSON (default bench/results/stylize_<device>.json).
 """
@@ -23,10 +27,12 @@ Prints a markdown table and writes JSON (default bench/results/stylize_<device>.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -87,8 +93,43 @@ def bf16_supported(device: str) -> bool:
         return False
 
 
+def onnx_run(
+    model: sb.StyleBankNet, form: str, labels: np.ndarray, photo: Image.Image, folder: str
+) -> Callable[[], Image.Image]:
+    """Image in, image out through onnxruntime on the exported network."""
+    import onnxruntime as ort
+
+    from stylebank_fast.onnx_export import export_onnx
+
+    path = Path(folder) / f"{form}.onnx"
+    if form == "one style":
+        export_onnx(model, path, style=0)
+    elif form == "4-style blend":
+        export_onnx(model, path, style=BLEND)
+    else:
+        export_onnx(model, path, region_styles=[0, 1, 2, 3])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    masks = F.one_hot(torch.from_numpy(labels), 4).permute(2, 0, 1)[None].float().numpy()
+
+    def run() -> Image.Image:
+        feed = {"image": to_tensor(photo).numpy()}
+        if form == "4 regions":
+            feed["masks"] = masks
+        return to_pil(torch.from_numpy(session.run(None, feed)[0])[0])
+
+    return run
+
+
+def onnx_available(device: str) -> bool:
+    found = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+    return found and device == "cpu"
+
+
 def variants(
-    model: sb.StyleBankNet, device: str, form: str, photo: Image.Image
+    model: sb.StyleBankNet, device: str, form: str, photo: Image.Image, folder: str
 ) -> dict[str, Callable[[], object]]:
     h, w = photo.height, photo.width
     labels = region_labels(h, w)
@@ -118,6 +159,8 @@ def variants(
         stylizers["bf16"] = sb.Stylizer(model, device=device, bfloat16=True)
     for name, stylizer in stylizers.items():
         runs[name] = lambda s=stylizer: s.stylize(photo, **kwargs)
+    if onnx_available(device):
+        runs["onnx"] = onnx_run(model, form, labels, photo, folder)
     return runs
 
 
@@ -142,13 +185,15 @@ def time_interleaved(
 
 
 def table(results: list[dict]) -> str:
-    names = [n for n in ("plain", "module", "fast", "bf16") if n in results[0]["seconds"]]
+    names = [n for n in ("plain", "module", "fast", "bf16", "onnx") if n in results[0]["seconds"]]
     one_style = {
         r["size"]: r["seconds"] for r in results if r["form"] == "one style"
     }  # for the regions/one-style ratio
     head = ["size", "style"] + [f"{n} (s)" for n in names] + ["plain/fast"]
     if "bf16" in names:
         head.append("plain/bf16")
+    if "onnx" in names:
+        head.append("onnx/fast")
     head.append("fast / fast one style")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
@@ -157,6 +202,8 @@ def table(results: list[dict]) -> str:
         row.append(f"{s['plain'] / s['fast']:.2f}x")
         if "bf16" in names:
             row.append(f"{s['plain'] / s['bf16']:.2f}x")
+        if "onnx" in names:
+            row.append(f"{s['onnx'] / s['fast']:.2f}")
         row.append(f"{s['fast'] / one_style[r['size']]['fast']:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -166,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--quick", action="store_true", help="512x384 only, few repeats")
+    parser.add_argument("--size", action="append", metavar="WxH", help="a size (repeatable)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per case")
     parser.add_argument("--json", help="where to write the results (default bench/results/)")
     args = parser.parse_args(argv)
@@ -174,20 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     budget = args.budget if args.budget is not None else (1.0 if args.quick else 8.0)
     sizes = SIZES[:1] if args.quick else SIZES
+    if args.size:
+        sizes = tuple(tuple(int(v) for v in size.lower().split("x")) for size in args.size)
     torch.manual_seed(0)
     model = sb.StyleBankNet(K_BANKS).eval()
     results = []
-    for w, h in sizes:
-        rng = np.random.default_rng(0)
-        photo = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
-        for form in FORMS:
-            runs = variants(model, device, form, photo)
-            seconds = time_interleaved(runs, sync, budget, min_reps=2 if args.quick else 3)
-            results.append({"size": f"{w}x{h}", "form": form, "seconds": seconds})
-            print(
-                f"{w}x{h} {form}: " + ", ".join(f"{n} {t:.3f}s" for n, t in seconds.items()),
-                file=sys.stderr,
-            )
+    with tempfile.TemporaryDirectory(prefix="stylebank_bench_") as folder:  # ONNX files
+        for w, h in sizes:
+            rng = np.random.default_rng(0)
+            photo = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+            for form in FORMS:
+                runs = variants(model, device, form, photo, folder)
+                seconds = time_interleaved(runs, sync, budget, min_reps=2 if args.quick else 3)
+                results.append({"size": f"{w}x{h}", "form": form, "seconds": seconds})
+                times = ", ".join(f"{n} {t:.3f}s" for n, t in seconds.items())
+                print(f"{w}x{h} {form}: {times}", file=sys.stderr)
     info = {
         "device": device,
         "torch": torch.__version__,

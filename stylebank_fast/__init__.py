@@ -6,6 +6,7 @@ from ._version import __version__
 from .checkpoint import export_style, import_style, load_model, save_model
 from .errors import CheckpointError, DataError, StyleBankError, WeightsError
 from .model import StyleBankNet
+from .onnx_export import export_onnx
 from .ops import backend_info, bank_conv2d, extension_available, reference_bank_conv2d
 from .stylizer import Stylizer
 from .training import TrainConfig, TrainResult, add_styles, resume_training, train_model
@@ -23,6 +24,7 @@ __all__ = [
     "add_styles",
     "backend_info",
     "bank_conv2d",
+    "export_onnx",
     "export_style",
     "extension_available",
     "import_style",

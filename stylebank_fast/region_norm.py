@@ -17,11 +17,19 @@ __all__ = ["region_weights", "upsample_regions", "region_instance_norm"]
 
 def region_weights(mix: Tensor) -> Tensor:
     """Per-pixel region weights [N,R,h,w] from a region-fusion mix [N|1,K,h,w]: the banks used
-    anywhere, normalised to sum 1 at each pixel (pixels where all are 0 weigh them equally)."""
+    anywhere, normalised to sum 1 at each pixel (pixels where all are 0 weigh the used banks
+    equally; all banks when none is used).
+
+    In eager mode the unused banks' columns (all 0) are dropped, which changes no value and
+    saves the decoder's normalisations their work; a traced graph (torch.export, torch.compile)
+    keeps all K, as its shapes cannot depend on the masks' values."""
     used = mix.flatten(2).amax(2).amax(0) > 0
-    weights = mix[:, used] if bool(used.any()) else mix
-    total = weights.sum(1, keepdim=True)
-    return torch.where(total > 0, weights / total.clamp_min(1e-30), 1 / weights.shape[1])
+    if not torch.compiler.is_compiling() and bool(used.any()):
+        mix, used = mix[:, used], used[used]
+    used = torch.where(used.any(), used, True).to(mix.dtype)
+    total = mix.sum(1, keepdim=True)
+    even = (used / used.sum()).view(1, -1, 1, 1)
+    return torch.where(total > 0, mix / total.clamp_min(1e-30), even)
 
 
 def upsample_regions(weights: Tensor, size: tuple[int, int]) -> Tensor:
@@ -45,9 +53,8 @@ def region_instance_norm(
     out = torch.zeros_like(x)
     for r in range(weights.shape[1]):
         m = weights[:, r : r + 1]
-        mass = m.sum((2, 3), keepdim=True)
-        if not bool((mass > 0).all()):
-            mass = mass.clamp_min(torch.finfo(x.dtype).tiny)  # no pixel here: weight 0 anyway
+        # a region with no pixel here (mass 0) has weight 0 everywhere: any mean does
+        mass = m.sum((2, 3), keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         mean = (m * x).sum((2, 3), keepdim=True) / mass
         var = (m * (x - mean).square()).sum((2, 3), keepdim=True) / mass
         out = out + m * (x - mean) * torch.rsqrt(var + eps)

@@ -13,7 +13,14 @@ from torch import Tensor
 
 from .errors import StyleBankError
 
-__all__ = ["Style", "UnknownStyleError", "blend_weights", "parse_spec", "style_index"]
+__all__ = [
+    "Style",
+    "UnknownStyleError",
+    "blend_weights",
+    "parse_spec",
+    "parse_spec_list",
+    "style_index",
+]
 
 # A style: a name, an index, or a blend {style: weight}.
 Style = Union[str, int, Mapping[Union[str, int], float]]
@@ -95,3 +102,9 @@ def parse_spec(text: str) -> Style:
                 "starry_night:0.7,great_wave:0.3)"
             ) from None
     return blend
+
+
+def parse_spec_list(text: str) -> list[Style]:
+    """A command line's list of styles, one per region: "a,b:0.5+c:0.5" -> ["a", {b, c}]
+    (within one region a blend's parts are joined by "+")."""
+    return [parse_spec(part.strip()) for part in text.split(",")]

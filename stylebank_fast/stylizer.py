@@ -22,7 +22,7 @@ from .model import StyleBankNet
 from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
 from .styles import Style, blend_weights
 
-__all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style"]
+__all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style", "resolve_model"]
 
 BUILTIN_MODEL = Path(__file__).parent / "assets" / "builtin.sbk"
 
@@ -55,7 +55,12 @@ def feature_blend(strength: float) -> float:
 ImageInput = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, Tensor]
 
 
-def _builtin_model() -> StyleBankNet:
+def resolve_model(model: StyleBankNet | str | os.PathLike[str] | None) -> StyleBankNet:
+    """`model` itself, the model in a file, or (None) the built-in model."""
+    if isinstance(model, StyleBankNet):
+        return model
+    if model is not None:
+        return load_model(model)
     if not BUILTIN_MODEL.is_file():
         raise StyleBankError(
             f"the built-in model is missing ({BUILTIN_MODEL}): reinstall stylebank_fast, or "
@@ -90,10 +95,7 @@ class Stylizer:
         bfloat16: bool = False,
     ) -> None:
         self.device = resolve_device(device)
-        if model is None:
-            model = _builtin_model()
-        elif not isinstance(model, StyleBankNet):
-            model = load_model(model)
+        model = resolve_model(model)
         if model.n_styles == 0:
             raise StyleBankError("the model has no styles; train some with stylebank_fast.train")
         self.model = model.to(self.device).eval()

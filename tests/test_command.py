@@ -7,14 +7,14 @@ import pytest
 from PIL import Image
 
 import stylebank_fast as sb
-from stylebank_fast import add_style, stylize, train
+from stylebank_fast import add_style, export, stylize, train
 from stylebank_fast.cli.command import main
 
 
 def test_version_everywhere(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"stylebank-fast {sb.__version__}"
-    for tool in (stylize, train, add_style):
+    for tool in (stylize, train, add_style, export):
         assert tool.main(["--version"]) == 0
         assert capsys.readouterr().out.strip() == f"stylebank_fast {sb.__version__}"
 
@@ -27,6 +27,8 @@ def test_subcommands_run_the_tools(tiny_model_path, tmp_path, capsys):
     assert main([*argv, "--device", "cpu"]) == 0 and out.is_file()
     assert main(["add-style", "--help"]) == 0
     assert "stylebank_fast.add_style" in capsys.readouterr().out
+    assert main(["export", "--help"]) == 0
+    assert "stylebank_fast.export" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["paint"], []])

@@ -1,7 +1,8 @@
 """`stylebank-fast COMMAND ...`: one console script for the command-line tools.
 
     stylebank-fast stylize photo.jpg -o out.jpg --style starry_night
-    stylebank-fast train ...      stylebank-fast add-style ...      stylebank-fast --version
+    stylebank-fast train ...    stylebank-fast add-style ...    stylebank-fast export ...
+    stylebank-fast --version
 
 Each command is the same as `python -m stylebank_fast.<command>` (add-style: add_style).
 """
@@ -14,7 +15,12 @@ from collections.abc import Sequence
 
 from .._version import __version__
 
-COMMANDS = {"stylize": "stylize", "train": "train", "add-style": "add_style"}
+COMMANDS = {
+    "stylize": "stylize",
+    "train": "train",
+    "add-style": "add_style",
+    "export": "export",
+}
 _USAGE = f"usage: stylebank-fast {{{','.join(COMMANDS)}}} [options]   (--help after a command)"
 
 

@@ -13,7 +13,7 @@ from ..data import find_images
 from ..errors import DataError, StyleBankError
 from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
 from ..regions import parse_auto
-from ..styles import parse_spec
+from ..styles import parse_spec, parse_spec_list
 from ..stylizer import Stylizer
 from .common import run_cli
 
@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         raise StyleBankError(f"--regions {regions}: no such mask file (or write auto:N)")
     region_styles = None
     if args.region_styles is not None:
-        region_styles = [parse_spec(s.strip()) for s in args.region_styles.split(",")]
+        region_styles = parse_spec_list(args.region_styles)
     if args.feather and regions is None:
         raise StyleBankError("--feather softens region borders: it needs --regions")
     if args.save_regions and regions is None:
