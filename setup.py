@@ -90,7 +90,7 @@ setup(
     version=VERSION,
     description="Fast StyleBank neural style transfer on a fused multi-bank convolution",
     packages=find_packages(include=["stylebank_fast", "stylebank_fast.*"]),
-    package_data={"stylebank_fast": ["assets/*"]},
+    package_data={"stylebank_fast": ["assets/*.sbk", "assets/*.pth", "assets/photos/*"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "pillow"],
     extras_require={

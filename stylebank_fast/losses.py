@@ -164,15 +164,26 @@ class PerceptualLoss(nn.Module):
     def _device(self) -> torch.device:
         return next(self.net.parameters()).device
 
-    def forward(self, output: Tensor, content: Tensor, style_ids: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self,
+        output: Tensor,
+        content: Tensor,
+        style_ids: Tensor,
+        content_features: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Loss terms and their weighted sum ("total"); `style_ids` index the style images.
+        `content_features`: the loss network's content layer on `content`, when computed
+        already (learning a style computes them once for all its crops).
 
         Under autocast the loss network runs in the autocast dtype; the Gram matrices and every
         loss term are computed in float32 (a Gram matrix sums H*W products)."""
         out_features = {k: v.float() for k, v in self.net(output).items()}
         output = output.float()
-        with torch.no_grad():
-            target = self.net(content)[self.net.layers.content].float()
+        if content_features is not None:
+            target = content_features.float()
+        else:
+            with torch.no_grad():
+                target = self.net(content)[self.net.layers.content].float()
         layer = self.net.layers.content
         content_loss = (
             (out_features[layer] - target).pow(2).mean((1, 2, 3)) / target.pow(2).mean((1, 2, 3))

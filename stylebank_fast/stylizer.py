@@ -19,8 +19,11 @@ from .errors import StyleBankError
 from .fast_inference import fast_model
 from .imageio import open_image, to_pil, to_tensor
 from .model import StyleBankNet
+from .painting_styles import LearntStyle, PaintingInput, add_painting_style
 from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
+from .style_learning import LearnSettings
 from .styles import Style, blend_weights
+from .training import ProgressFn
 
 __all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style", "resolve_model"]
 
@@ -101,12 +104,34 @@ class Stylizer:
         self.model = model.to(self.device).eval()
         if bfloat16 and not fast:
             raise StyleBankError("bfloat16 runs on the fast network: use it with fast=True")
+        self.learnt_styles: dict[str, LearntStyle] = {}  # by learn_style, by name
         # what stylize runs: the model itself, or its fast rewrite (sharing its bank)
         self._net = (
             fast_model(self.model, torch.bfloat16 if bfloat16 else torch.float32)
             if fast
             else self.model
         )
+
+    def learn_style(
+        self,
+        painting: PaintingInput,
+        name: str | None = None,
+        steps: int | None = None,
+        progress: bool | ProgressFn = True,
+    ) -> str:
+        """Learn a new style from any painting (a path or a PIL image); returns its name.
+
+        Only a new bank is learnt (a few minutes on a laptop CPU; README), on the model's
+        frozen encoder and decoder, so no other style changes. The bank is cached (see
+        `style_cache`): the same painting on the same model loads at once next time. `name`
+        defaults to the file's stem; `steps` caps the learning steps; `progress` prints
+        progress lines (or is a callback `(step, steps, losses, seconds)`).
+        The new style is then used like any other: by name, in blends and in regions.
+        """
+        settings = LearnSettings() if steps is None else LearnSettings(steps=steps)
+        learnt = add_painting_style(self.model, painting, name, settings, progress)
+        self.learnt_styles[learnt.name] = learnt
+        return learnt.name
 
     def list_styles(self) -> list[str]:
         """The model's style names, in index order."""

@@ -12,11 +12,13 @@ from torch import Tensor, nn
 from .errors import WeightsError
 from .vgg_onnx import convert_vgg16_onnx, is_vgg16_onnx_source
 
-__all__ = ["VGG16Features", "find_vgg16_weights", "VGG16_ENV", "VGG16_FILE"]
+__all__ = ["VGG16Features", "find_vgg16_weights", "SHIPPED_VGG16", "VGG16_ENV", "VGG16_FILE"]
 
 VGG16_ENV = "STYLEBANK_VGG16"
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
+# the layers the losses use (conv1_1 .. conv4_2), float16: made by examples/make_learning_assets.py
+SHIPPED_VGG16 = Path(__file__).parent / "assets" / "vgg16_relu4_2.pth"
 
 # torchvision's vgg16 `features`: channel counts, "M" = max-pool.
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -43,7 +45,8 @@ LAYERS = _layer_names()
 
 
 def find_vgg16_weights(path: str | None = None) -> Path:
-    """The VGG-16 weights file: `path`, else $STYLEBANK_VGG16, else torch hub's cache."""
+    """The VGG-16 weights file: `path`, else $STYLEBANK_VGG16, else torch hub's cache, else
+    the weights shipped with the package (up to relu4_2, float16)."""
     hub = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
     for candidate, origin in ((path, "--vgg-weights"), (os.environ.get(VGG16_ENV), VGG16_ENV)):
         if candidate:
@@ -52,6 +55,8 @@ def find_vgg16_weights(path: str | None = None) -> Path:
             return Path(candidate)
     if hub.is_file():
         return hub
+    if SHIPPED_VGG16.is_file():
+        return SHIPPED_VGG16
     raise WeightsError(
         "no VGG-16 weights found. The perceptual loss needs VGG-16's ImageNet weights, either "
         f"torchvision's {VGG16_FILE} (528 MB, {VGG16_URL}) or the Keras VGG16 ONNX graph in "
@@ -104,6 +109,11 @@ class VGG16Features(nn.Module):
             state = {f"features.{key}": value for key, value in state.items()}
         wanted = self.state_dict()
         missing = [key for key in wanted if key not in state]
+        if missing and path == SHIPPED_VGG16:
+            raise WeightsError(
+                "the VGG-16 weights shipped with stylebank_fast stop at relu4_2; deeper layers "
+                "need the full weights (--vgg-weights, see docs/training.md)"
+            )
         if missing:
             raise WeightsError(
                 f"{path} is not a torchvision VGG-16 state dict: it lacks {missing[:4]}"

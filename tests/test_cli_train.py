@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stylebank_fast import add_style, load_model, train
+from stylebank_fast import vgg as vgg_module
 from stylebank_fast.vgg import VGG16_ENV
 
 
@@ -77,6 +78,7 @@ def test_user_errors_exit_2(
 ):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached VGG-16
     monkeypatch.delenv(VGG16_ENV, raising=False)
+    monkeypatch.setattr(vgg_module, "SHIPPED_VGG16", tmp_path / "not_shipped.pth")
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
     vgg = tmp_path / "vgg.pth"

@@ -8,10 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from stylebank_fast import vgg
 from stylebank_fast.efficientnet_lite import EfficientNetLite0
 from stylebank_fast.errors import WeightsError
 from stylebank_fast.imageio import to_tensor
 from stylebank_fast.losses import (
+    LOSS_NETWORKS,
     LossWeights,
     PerceptualLoss,
     build_loss_network,
@@ -52,6 +54,8 @@ def test_vgg_rejects_other_state_dicts(tmp_path):
 def test_vgg_weights_lookup_order(vgg16_random_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     monkeypatch.delenv(VGG16_ENV, raising=False)
+    assert find_vgg16_weights() == vgg.SHIPPED_VGG16  # the last resort
+    monkeypatch.setattr(vgg, "SHIPPED_VGG16", tmp_path / "not_shipped.pth")
     with pytest.raises(WeightsError, match=VGG16_FILE) as error:
         find_vgg16_weights()
     assert "--vgg-weights" in str(error.value) and "efficientnet_lite0" in str(error.value)
@@ -180,3 +184,13 @@ def test_bfloat16_autocast_gives_the_float32_losses(perceptual):
     for term in ("content", "style", "total"):
         assert fast[term].dtype == torch.float32
         torch.testing.assert_close(fast[term], exact[term], rtol=0.03, atol=0)
+
+
+def test_the_shipped_vgg_weights_serve_the_losses_and_say_where_they_stop():
+    """float16 conv1_1..conv4_2 (examples/make_learning_assets.py): enough for every loss layer."""
+    layers = LOSS_NETWORKS["vgg16"]
+    net = VGG16Features([*layers.style, layers.content]).load_weights(vgg.SHIPPED_VGG16)
+    first = net.features[0].weight
+    assert first.dtype == torch.float32 and first.abs().max() > 0.1  # trained, not random init
+    with pytest.raises(WeightsError, match="stop at relu4_2"):
+        VGG16Features(["relu5_3"]).load_weights(vgg.SHIPPED_VGG16)

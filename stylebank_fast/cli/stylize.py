@@ -15,7 +15,7 @@ from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, sa
 from ..regions import parse_auto
 from ..styles import parse_spec, parse_spec_list
 from ..stylizer import Stylizer
-from .common import run_cli
+from .common import Progress, run_cli
 
 __all__ = ["main"]
 
@@ -78,6 +78,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "--style", metavar="SPEC", help="a name or index, or a blend a:0.7,b:0.3 (normalised)"
     )
     parser.add_argument(
+        "--style-image",
+        action="append",
+        metavar="PAINTING",
+        help="learn a style from any painting (a few minutes the first time, cached after); "
+        "use it by its name (the file's stem) in --style or --region-styles; repeatable",
+    )
+    parser.add_argument(
+        "--style-name",
+        action="append",
+        metavar="NAME",
+        help="the name of the --style-image style (one per --style-image, in order)",
+    )
+    parser.add_argument(
+        "--style-steps", type=int, metavar="N", help="at most N learning steps per painting"
+    )
+    parser.add_argument(
         "--regions",
         metavar="MASK|auto:N",
         help="label or colour image (one region per value, in sorted order), or auto:N",
@@ -119,6 +135,41 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _learn_paintings(stylizer: Stylizer, args: argparse.Namespace) -> list[str]:
+    """Learns (or loads from the cache) a style per --style-image; returns their names."""
+    paintings, names = args.style_image or [], args.style_name or []
+    if names and len(names) != len(paintings):
+        raise StyleBankError(
+            f"{len(names)} --style-name for {len(paintings)} --style-image; give one per painting"
+        )
+    if args.style_steps is not None and args.style_steps < 1:
+        raise StyleBankError(f"--style-steps must be >= 1, got {args.style_steps}")
+    learnt = []
+    for i, painting in enumerate(paintings):
+        if not Path(painting).is_file():
+            raise StyleBankError(f"--style-image {painting}: no such file")
+        name = stylizer.learn_style(
+            painting, names[i] if names else None, args.style_steps, progress=Progress()
+        )
+        record = stylizer.learnt_styles[name]
+        if record.from_cache:
+            print(f"style {name!r} from the cache ({record.cache_file})", file=sys.stderr)
+        elif record.interrupted:
+            print(
+                f"interrupted: style {name!r} uses its best bank after {record.steps} steps "
+                "(not cached; the next call learns it again)",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"learnt style {name!r} in {record.seconds:.0f}s ({record.steps} steps); cached "
+                f"in {record.cache_file or 'nowhere (the cache is not writable)'}",
+                file=sys.stderr,
+            )
+        learnt.append(name)
+    return learnt
+
+
 def _run(args: argparse.Namespace) -> int:
     stylizer = Stylizer(args.model, device=args.device)
     if args.list_styles:
@@ -152,6 +203,9 @@ def _run(args: argparse.Namespace) -> int:
         _writable_folder(folder)
     for path in outputs:
         image_format(path)  # an unknown extension fails before any work
+    learnt = _learn_paintings(stylizer, args)
+    if style is None and regions is None and learnt:
+        style = learnt[0]  # --style-image alone: stylize in that style
 
     start = time.monotonic()
     failed: list[str] = []
