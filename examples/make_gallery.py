@@ -2,10 +2,14 @@
 
     python examples/make_gallery.py --blend starry_night,the_scream   # docs/gallery.png
     python examples/make_gallery.py --model model.sbk --styles 0,2 --blend 0,2 --out g.png
+    python examples/make_gallery.py --style-image night_cafe.png --style-image langlois_bridge.png \
+        --styles starry_night,night_cafe,langlois_bridge --out docs/painting_styles.png
 
 Without --model it uses the built-in model. Rows: each photo in examples/photos/ and its
 stylizations; then one photo blended from one style to another (linear fusion); then one photo
 with its left and right halves in two styles, and two regions found automatically (auto:2).
+--style-image learns a style from a painting (Stylizer.learn_style; cached) and adds a first
+row with the paintings.
 """
 
 from __future__ import annotations
@@ -104,16 +108,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--blend", help="two comma-separated styles to fuse (default: the first two)"
     )
+    parser.add_argument(
+        "--style-image", action="append", default=[], help="learn a style from this painting"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
     stylizer = Stylizer(args.model, device=args.device)
+    paintings = {stylizer.learn_style(path): open_image(path) for path in args.style_image}
     styles = args.styles.split(",") if args.styles else stylizer.list_styles()
     blend = args.blend.split(",") if args.blend else (styles * 2)[:2]
     if len(blend) != 2:
         raise SystemExit(f"--blend needs two styles, got {blend}")
     photos = load_photos(args.photos, args.size)
-    canvas = compose(gallery_rows(stylizer, photos, styles, blend), args.size)
+    rows = gallery_rows(stylizer, photos, styles, blend)
+    if paintings:
+        blank = Image.new("RGB", (1, 1), "white")
+        for painting in paintings.values():
+            painting.thumbnail((args.size, args.size), Image.LANCZOS)
+        first = [
+            (f"painting: {s}", paintings[s]) if s in paintings else ("", blank) for s in styles
+        ]
+        rows.insert(0, [("", blank), *first])
+    canvas = compose(rows, args.size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image(canvas, args.out)
     print(f"wrote {args.out} ({canvas.width}x{canvas.height})")

@@ -40,7 +40,9 @@ def vgg_asset(weights: str) -> Path:
 
 
 def photo_assets(photos: Path) -> Path:
-    rows = [line for line in (photos / "CREDITS.md").read_text().splitlines() if line.startswith("| `")]
+    rows = [
+        line for line in (photos / "CREDITS.md").read_text().splitlines() if line.startswith("| `")
+    ]
     free = [row for row in rows if row.rstrip(" |").split("|")[-1].strip() in FREE]
     chosen = [free[round(i * (len(free) - 1) / (COUNT - 1))] for i in range(COUNT)]
     folder = ASSETS / "photos"
@@ -61,7 +63,9 @@ def photo_assets(photos: Path) -> Path:
         name = re.search(r"`([^`]+)`", row).group(1)
         image = Image.open(photos / name).convert("RGB")
         scale = SHORT_SIDE / min(image.size)
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.LANCZOS
+        )
         image.save(folder / name, quality=90)
         credits.append(row)
     (folder / "CREDITS.md").write_text("\n".join(credits) + "\n")

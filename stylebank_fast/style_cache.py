@@ -19,7 +19,7 @@ from .style_learning import LearnSettings
 __all__ = ["CACHE_ENV", "cache_dir", "cache_entry", "painting_digest"]
 
 CACHE_ENV = "STYLEBANK_FAST_CACHE"
-_LEARNER_VERSION = 1  # bump when the learner changes what it learns from the same settings
+_LEARNER_VERSION = 2  # bump when the learner changes what it learns from the same settings
 
 
 def cache_dir() -> Path:
