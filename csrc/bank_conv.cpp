@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include "schema.h"
+
 #ifndef STYLEBANK_FAST_TORCH_VERSION
 #define STYLEBANK_FAST_TORCH_VERSION "unknown"
 #endif
@@ -43,12 +45,8 @@ at::Tensor bank_conv2d(const at::Tensor& x, const at::Tensor& weight,
 }
 
 TORCH_LIBRARY(stylebank_fast, m) {
-  m.def(
-      "bank_conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor? mix, str padding_mode, "
-      "str mask_on) -> Tensor");
-  m.def(
-      "bank_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor? bias, Tensor? mix, "
-      "str padding_mode, str mask_on, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(kForwardSchema);
+  m.def(kBackwardSchema);
   m.def("_backend_info() -> str", &backend_info);
 }
 

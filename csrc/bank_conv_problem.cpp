@@ -156,6 +156,37 @@ Problem make_problem(const at::Tensor& x, const at::Tensor& weight,
 
 at::Tensor nothing(const at::Tensor& like) { return at::empty({0}, like.options()); }
 
+struct Gradients {
+  at::Tensor x, weight, bias, masks;  // undefined where not requested
+};
+
+// dL/dmasks with the masks on the input: dL/dm_b(q) = x(q) . convT_b(g)(q) + g(q) . bias_b, one
+// bank at a time through the device's input gradient.
+at::Tensor input_mask_grad(const DeviceKernels& kernels, const Problem& p, const at::Tensor& g) {
+  const int64_t N = p.x.size(0), B = p.weight.size(0);
+  at::Tensor dm = at::empty({N, B, p.x.size(2), p.x.size(3)}, p.x.options());
+  Problem single = p;
+  single.masks = at::Tensor();
+  for (int64_t b = 0; b < B; ++b) {
+    single.bank_of.assign(N, b);
+    at::Tensor d = (p.x * kernels.input_grad(single, g)).sum(1);
+    if (p.bias.defined()) d += (g * p.bias[b].view({1, -1, 1, 1})).sum(1);
+    dm.select(1, b).copy_(d);
+  }
+  return dm;
+}
+
+Gradients device_backward(const DeviceKernels& kernels, const Problem& p, const at::Tensor& g,
+                          bool need_x, bool need_weight, bool need_bias, bool need_masks) {
+  Gradients out;
+  if (need_x) out.x = kernels.input_grad(p, g);
+  if (need_weight || need_bias)
+    std::tie(out.weight, out.bias) = kernels.weight_grad(p, g, need_weight, need_bias);
+  if (need_masks)
+    out.masks = p.mask_on_input ? input_mask_grad(kernels, p, g) : kernels.output_mask_grad(p, g);
+  return out;
+}
+
 }  // namespace
 
 at::Tensor bank_conv2d_forward(const DeviceKernels& kernels, const at::Tensor& x,
@@ -191,10 +222,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bank_conv2d_backward(
     if (need_mix) dmix = at::zeros_like(*mix);
   } else {
     const Problem p = make_problem(x, weight, bias, mix, padding_mode, mask_on, form);
-    Gradients g = kernels.backward(p, grad_out.contiguous(), output_mask[0],
-                                   output_mask[1] || (blended && need_mix),
-                                   need_bias || (blended && need_mix && bias.has_value()),
-                                   need_mix && form == MixForm::PixelWeights);
+    Gradients g = device_backward(kernels, p, grad_out.contiguous(), output_mask[0],
+                                  output_mask[1] || (blended && need_mix),
+                                  need_bias || (blended && need_mix && bias.has_value()),
+                                  need_mix && form == MixForm::PixelWeights);
     dx = g.x;
     dw = g.weight;
     db = g.bias;

@@ -33,14 +33,18 @@ MixForm check_arguments(const at::Tensor& x, const at::Tensor& weight,
                         const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mix,
                         const std::string& padding_mode, const std::string& mask_on);
 
-// One device's fused kernels over a Problem.
-struct Gradients {
-  at::Tensor x, weight, bias, masks;  // undefined where not requested
-};
+// One device's fused passes over a Problem; the backward is assembled from them once, for
+// every device (bank_conv_problem.cpp).
 struct DeviceKernels {
+  // out [N, Cout, H, W]
   at::Tensor (*forward)(const Problem&);
-  Gradients (*backward)(const Problem& p, const at::Tensor& grad_out, bool need_x, bool need_weight,
-                        bool need_bias, bool need_masks);
+  // dL/dx for grad_out g [N, Cout, H, W], contiguous
+  at::Tensor (*input_grad)(const Problem&, const at::Tensor& g);
+  // dL/dweight [B, Cout, C, k, k] and dL/dbias [B, Cout] (undefined where not wanted)
+  std::pair<at::Tensor, at::Tensor> (*weight_grad)(const Problem&, const at::Tensor& g,
+                                                   bool need_weight, bool need_bias);
+  // dL/dmasks [N, B, H, W] of a per-pixel Problem with the masks on the output
+  at::Tensor (*output_mask_grad)(const Problem&, const at::Tensor& g);
 };
 
 // The device-independent part of the operator: checks, per-sample filter blending and its

@@ -212,23 +212,11 @@ std::pair<at::Tensor, at::Tensor> weight_grad(const Problem& p, const at::Tensor
   return {to_input_type(dw), to_input_type(db)};
 }
 
-at::Tensor mask_grad(const Problem& p, const at::Tensor& g) {
-  const int64_t N = p.x.size(0), B = p.weight.size(0);
-  at::Tensor dm = at::empty({N, B, p.x.size(2), p.x.size(3)}, p.x.options());
-  if (!p.mask_on_input) {
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_mask_grad",
-                                   [&] { mask_grad_output_typed<scalar_t>(p, g, dm); });
-    return dm;
-  }
-  // Masks on the input: dL/dm_b(q) = x(q) . convT_b(g)(q) + g(q) . bias_b, one bank at a time.
-  Problem single = p;
-  single.masks = at::Tensor();
-  for (int64_t b = 0; b < B; ++b) {
-    single.bank_of.assign(N, b);
-    at::Tensor d = (p.x * input_grad(single, g)).sum(1);
-    if (p.bias.defined()) d += (g * p.bias[b].view({1, -1, 1, 1})).sum(1);
-    dm.select(1, b).copy_(d);
-  }
+at::Tensor output_mask_grad(const Problem& p, const at::Tensor& g) {
+  at::Tensor dm =
+      at::empty({p.x.size(0), p.weight.size(0), p.x.size(2), p.x.size(3)}, p.x.options());
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.x.scalar_type(), "bank_conv2d_mask_grad",
+                                 [&] { mask_grad_output_typed<scalar_t>(p, g, dm); });
   return dm;
 }
 

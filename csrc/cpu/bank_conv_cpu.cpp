@@ -6,17 +6,7 @@
 namespace stylebank_fast::cpu {
 namespace {
 
-Gradients backward(const Problem& p, const at::Tensor& g, bool need_x, bool need_weight,
-                   bool need_bias, bool need_masks) {
-  Gradients out;
-  if (need_x) out.x = input_grad(p, g);
-  if (need_weight || need_bias)
-    std::tie(out.weight, out.bias) = weight_grad(p, g, need_weight, need_bias);
-  if (need_masks) out.masks = mask_grad(p, g);
-  return out;
-}
-
-constexpr DeviceKernels kKernels{forward, backward};
+constexpr DeviceKernels kKernels{forward, input_grad, weight_grad, output_mask_grad};
 
 struct CpuScope {
   explicit CpuScope(const at::Tensor& x) {

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "../bank_conv_problem.h"
-#include "bank_terms.h"
+#include "bank_set.h"
 #include "tile_conv.h"
 
 namespace stylebank_fast::cpu {
@@ -18,7 +18,8 @@ at::Tensor input_grad(const Problem& p, const at::Tensor& g);
 std::pair<at::Tensor, at::Tensor> weight_grad(const Problem& p, const at::Tensor& g,
                                               bool need_weight, bool need_bias);
 
-// dL/dmasks [N, B, H, W] of a per-pixel Problem (not yet summed over a broadcast N).
-at::Tensor mask_grad(const Problem& p, const at::Tensor& g);
+// dL/dmasks [N, B, H, W] of a per-pixel Problem with the masks on the output (not yet summed
+// over a broadcast N); masks on the input are assembled from input_grad (bank_conv_problem.cpp).
+at::Tensor output_mask_grad(const Problem& p, const at::Tensor& g);
 
 }  // namespace stylebank_fast::cpu

@@ -16,17 +16,14 @@
 #include <cstring>
 #include <vector>
 
+#include "../padding.h"
+
 namespace stylebank_fast::cpu {
 
 // Output pixels per tile: big enough for an efficient GEMM, small enough that the im2col block
 // (C*k*k x pixels) stays in L2 and that tiles follow region borders closely.
 constexpr int64_t kTilePixels = 256;
 constexpr int64_t kMaskTileWidth = 32;
-
-// Reflection without repeating the edge, valid for -n < i < 2n - 1.
-inline int64_t reflect_index(int64_t i, int64_t n) {
-  return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i);
-}
 
 struct Rect {
   int64_t y0, x0, h, w;  // in output coordinates
@@ -61,10 +58,7 @@ struct Source {
   int64_t radius() const { return k / 2; }
   int64_t depth() const { return C * k * k; }  // the GEMM's reduction length
   // Source index of an output coordinate shifted by d - r; -1 where the padding is zero.
-  int64_t map(int64_t i, int64_t n) const {
-    if (i >= 0 && i < n) return i;
-    return reflect ? reflect_index(i, n) : -1;
-  }
+  int64_t map(int64_t i, int64_t n) const { return pad_index(i, n, reflect); }
 };
 
 // cols[(c*k + dy)*k + dx][i*t.w + j] = mask(s) * plane[c](s) with s = pad(t.y0 + i + dy - r,

@@ -1,11 +1,11 @@
 // The CUDA kernels of stylebank_fast::bank_conv2d and its backward: the kernels of kernels.cuh
-// launched on the current stream by the host code of launch.cuh.
+// launched on the current stream by the host code of passes.cuh.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "launch.cuh"
+#include "passes.cuh"
 
 namespace stylebank_fast::cuda {
 namespace {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../padding.h"
 #include "device.cuh"
 
 namespace stylebank_fast::cuda {
@@ -36,14 +37,6 @@ static_assert(kTileH * kTileW == kTileM && kThreads == 2 * kTileM);
 // per row, so a row's sum needs one exchange.
 __device__ __forceinline__ int owned_row() { return threadIdx.x % kTileM; }
 __device__ __forceinline__ int owned_col(int i) { return threadIdx.x / kTileM + 2 * i; }
-
-// Index of coordinate i in [0, n) through reflection (no repeated edge; for -n < i < 2n - 1) or
-// zero padding (-1).
-__device__ __forceinline__ int64_t pad_index(int64_t i, int64_t n, bool reflect) {
-  if (i >= 0 && i < n) return i;
-  if (!reflect) return -1;
-  return i < 0 ? -i : 2 * (n - 1) - i;
-}
 
 // C[kTileM, kTileN] += A B, A staged as [m][k] and B as [n][k], both with pitch kLd.
 // Strict FMA in the scalar type (float32 without TF32, float64).

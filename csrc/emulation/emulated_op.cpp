@@ -1,10 +1,11 @@
 // Test-only ops that run the CUDA kernels' source on CPU tensors under the emulation header:
 // torch.ops.stylebank_fast_emulated.bank_conv2d and bank_conv2d_backward, with the operator's
 // checks and per-sample blending (bank_conv_problem.cpp) and the CUDA build's host code
-// (launch.cuh) around them. Built by the tests (tests/test_emulation_header.py), never installed.
+// (passes.cuh) around them. Built by the tests (tests/test_emulation_header.py), never installed.
 #include <torch/library.h>
 
-#include "../cuda/launch.cuh"
+#include "../cuda/passes.cuh"
+#include "../schema.h"
 
 namespace stylebank_fast::emulated {
 namespace {
@@ -30,14 +31,8 @@ using EmulatedOp = DeviceOp<kKernels, EmulatedScope>;
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(stylebank_fast_emulated, m) {
-  m.def(
-      "bank_conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor? mix, str padding_mode, "
-      "str mask_on) -> Tensor",
-      &EmulatedOp::forward);
-  m.def(
-      "bank_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor? bias, Tensor? mix, "
-      "str padding_mode, str mask_on, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)",
-      &EmulatedOp::backward);
+  m.def(kForwardSchema, &EmulatedOp::forward);
+  m.def(kBackwardSchema, &EmulatedOp::backward);
 }
 
 }  // namespace stylebank_fast::emulated

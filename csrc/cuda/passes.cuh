@@ -1,6 +1,6 @@
-// Host side of the CUDA kernels, written once for both builds. `Launch::run(grid, block, kernel,
-// args...)` runs a kernel: on the current CUDA stream (bank_conv_cuda.cu), or on the CPU under
-// the emulation (csrc/emulation/emulated_op.cpp). Tensors live on the kernels' device.
+// The CUDA kernels' passes (host side), written once for both builds. `Launch::run(grid, block,
+// kernel, args...)` runs a kernel: on the current CUDA stream (bank_conv_cuda.cu), or on the CPU
+// under the emulation (csrc/emulation/emulated_op.cpp). Tensors live on the kernels' device.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -203,41 +203,19 @@ std::pair<at::Tensor, at::Tensor> weight_grad(const Problem& p, const at::Tensor
   return {need_weight ? finish(dw) : at::Tensor(), need_bias ? finish(db) : at::Tensor()};
 }
 
+// dL/dmasks with the masks on the output (masks on the input: bank_conv_problem.cpp).
 template <typename Launch>
-at::Tensor mask_grad(const Problem& p, const at::Tensor& g) {
-  const int64_t N = p.x.size(0), B = p.weight.size(0);
-  at::Tensor dm = at::empty({N, B, p.x.size(2), p.x.size(3)}, p.x.options());
-  if (!p.mask_on_input) {
-    launch_conv<Launch>(
-        {p.x, p.weight, p.bias, at::Tensor(), kEveryBank, g, dm, p.reflect, false, 0});
-    return dm;
-  }
-  // Masks on the input: dL/dm_b(q) = x(q) . convT_b(g)(q) + g(q) . bias_b, one bank at a time.
-  Problem single = p;
-  single.masks = at::Tensor();
-  for (int64_t b = 0; b < B; ++b) {
-    single.bank_of.assign(N, b);
-    at::Tensor d = (p.x * input_grad<Launch>(single, g)).sum(1);
-    if (p.bias.defined()) d += (g * p.bias[b].view({1, -1, 1, 1})).sum(1);
-    dm.select(1, b).copy_(d);
-  }
+at::Tensor output_mask_grad(const Problem& p, const at::Tensor& g) {
+  at::Tensor dm =
+      at::empty({p.x.size(0), p.weight.size(0), p.x.size(2), p.x.size(3)}, p.x.options());
+  launch_conv<Launch>(
+      {p.x, p.weight, p.bias, at::Tensor(), kEveryBank, g, dm, p.reflect, false, 0});
   return dm;
 }
 
 template <typename Launch>
-Gradients backward(const Problem& p, const at::Tensor& g, bool need_x, bool need_weight,
-                   bool need_bias, bool need_masks) {
-  Gradients out;
-  if (need_x) out.x = input_grad<Launch>(p, g);
-  if (need_weight || need_bias)
-    std::tie(out.weight, out.bias) = weight_grad<Launch>(p, g, need_weight, need_bias);
-  if (need_masks) out.masks = mask_grad<Launch>(p, g);
-  return out;
-}
-
-template <typename Launch>
 constexpr DeviceKernels device_kernels() {
-  return {forward<Launch>, backward<Launch>};
+  return {forward<Launch>, input_grad<Launch>, weight_grad<Launch>, output_mask_grad<Launch>};
 }
 
 }  // namespace stylebank_fast::cuda
