@@ -159,7 +159,6 @@ def export_onnx(
         )
     else:
         weights = blend_weights(names, style, normalise=True)
-    net = net.cpu().float().eval()
     blend = feature_blend(strength)
 
     g = GraphBuilder()

@@ -99,11 +99,11 @@ def training_crops(photos: Sequence[Path], n: int, size: int, seed: int = 0) -> 
     return torch.stack(crops).clamp(0, 1)
 
 
-def _identity_bank(model: StyleBankNet) -> tuple[Tensor, Tensor]:
+def _identity_bank(model: StyleBankNet, device: torch.device) -> tuple[Tensor, Tensor]:
     k = model.kernel_size
-    weight = torch.zeros(128, 128, k, k)
-    weight[:, :, k // 2, k // 2] = torch.eye(128)
-    return weight, torch.zeros(128)
+    weight = torch.zeros(128, 128, k, k, device=device)
+    weight[:, :, k // 2, k // 2] = torch.eye(128, device=device)
+    return weight, torch.zeros(128, device=device)
 
 
 def _starting_bank(
@@ -117,8 +117,8 @@ def _starting_bank(
     """The identity (the photo's reconstruction) or the model's bank with the lowest loss
     for the painting on a few crops: a painterly start learns faster than a blurred one."""
     device = features.device
-    candidates = [_identity_bank(model)] + [
-        (w.detach().float().cpu(), b.detach().float().cpu())
+    candidates = [_identity_bank(model, device)] + [
+        (w.detach().float(), b.detach().float())
         for w, b in zip(model.bank.weights, model.bank.biases)
     ]
     pick = slice(0, min(8, len(crops)))
@@ -126,7 +126,7 @@ def _starting_bank(
     scores = []
     with torch.no_grad(), autocast:
         for weight, bias in candidates:
-            styled = bank_conv2d(features[pick], weight[None].to(device), bias[None].to(device))
+            styled = bank_conv2d(features[pick], weight[None], bias[None])
             terms = loss(model.decoder(styled), crops[pick], ids, content_features=targets[pick])
             scores.append(float(terms["total"]))
     return candidates[scores.index(min(scores))]
@@ -151,6 +151,7 @@ def learn_bank(
     photos = list(photos) if photos is not None else find_images(str(SHIPPED_PHOTOS))
     started = time.perf_counter()
     was_training = model.training
+    needed_grad = [p.requires_grad for p in model.parameters()]
     model.eval().requires_grad_(False)
     try:
         crops = training_crops(photos, settings.crops, settings.crop, settings.seed).to(device)
@@ -168,6 +169,8 @@ def learn_bank(
         return _optimise(model, loss, crops, features, targets, settings, on_progress, started)
     finally:
         model.train(was_training)
+        for p, needed in zip(model.parameters(), needed_grad):
+            p.requires_grad_(needed)
 
 
 def _optimise(
@@ -184,13 +187,13 @@ def _optimise(
     dtype = autocast_dtype("auto", device)
     autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
     start = _starting_bank(model, loss, crops, features, targets, autocast)
-    weight, bias = (t.to(device).clone().requires_grad_(True) for t in start)
+    weight, bias = (t.clone().requires_grad_(True) for t in start)
     optimizer = torch.optim.Adam([weight, bias], lr=settings.lr)
     g = torch.Generator().manual_seed(settings.seed + 1)
     style_ids = torch.zeros(settings.batch, dtype=torch.long, device=device)
     steps = settings.steps
     smoothed, best, best_step = math.inf, math.inf, 0
-    kept = (weight.detach().clone(), bias.detach().clone())
+    kept: tuple[Tensor, Tensor] | None = None  # the bank at the best smoothed loss
     history: list[dict] = []
     loop_start = time.perf_counter()
     interrupted = False
@@ -223,7 +226,7 @@ def _optimise(
                 break
     except KeyboardInterrupt:
         interrupted = True
-    if best_step == 0 or (not interrupted and smoothed <= best):
+    if kept is None or (not interrupted and smoothed <= best):
         kept = (weight.detach().clone(), bias.detach().clone())
         best = smoothed
     return LearnedBank(

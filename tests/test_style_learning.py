@@ -65,6 +65,8 @@ def test_the_package_ships_photos_with_credits():
 
 def test_learn_bank_trains_only_a_new_bank(model, loss_net, painting):
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.decoder.requires_grad_(False)  # a mix of flags, to be given back as they were
+    flags = [p.requires_grad for p in model.parameters()]
     learnt = learn_bank(model, _tensor(painting), loss_net, TINY(steps=4))
     assert learnt.steps == 4 and not learnt.interrupted and len(learnt.losses) == 4
     identity = torch.zeros_like(learnt.weight)
@@ -73,6 +75,7 @@ def test_learn_bank_trains_only_a_new_bank(model, loss_net, painting):
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.requires_grad for p in model.parameters()] == flags
 
 
 def test_learning_stops_when_the_loss_stops_improving_or_time_runs_out(model, loss_net, painting):

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from .._files import check_writable
 from ..checkpoint import load_checkpoint, load_model, save_model
 from ..data import find_images
@@ -46,7 +48,7 @@ _FAST = {"steps": "steps", "batch": "batch", "lr": "lr", "seed": "seed"}
 _FAST_WEIGHTS = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
 
 
-def _run_fast(args: argparse.Namespace, settings: dict) -> int:
+def _run_fast(args: argparse.Namespace, settings: dict, device: torch.device) -> int:
     """--fast: `add_painting_style` per style image, then the model is written."""
     allowed = {*_FAST, *_FAST_WEIGHTS, "styles", "names", "content", "loss_net_weights"}
     ignored = sorted(set(settings) - allowed - {"loss_net"})
@@ -58,11 +60,9 @@ def _run_fast(args: argparse.Namespace, settings: dict) -> int:
     weights.update({_FAST_WEIGHTS[k]: v for k, v in settings.items() if k in _FAST_WEIGHTS})
     chosen = {_FAST[k]: v for k, v in settings.items() if k in _FAST}
     learn = LearnSettings(weights=LossWeights(**weights), **chosen)
-    model = load_model(args.model).to(resolve_device(args.device))
+    model = load_model(args.model).to(device)
     photos = find_images(settings["content"]) if "content" in settings else None
-    loss_net = build_loss_network(
-        "vgg16", settings.get("loss_net_weights"), model.encoder[0].weight.device
-    )
+    loss_net = build_loss_network("vgg16", settings.get("loss_net_weights"), device)
     check_writable(Path(args.out))
     for painting, name in zip(settings["styles"], names):
         learnt = add_painting_style(
@@ -77,11 +77,12 @@ def _run_fast(args: argparse.Namespace, settings: dict) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    settings = {"steps": STEPS, **given_settings(args)}
-    if "styles" not in settings:
+    given = given_settings(args)
+    if "styles" not in given:
         raise StyleBankError("--style IMG [IMG ...] is needed")
     if args.fast:  # its own step default, unless given
-        return _run_fast(args, given_settings(args))
+        return _run_fast(args, given, device)
+    settings = {"steps": STEPS, **given}
     saved = TrainingState.saved_config(load_checkpoint(args.model)[1])
     if "loss_net" not in settings and saved.get("loss_net"):
         # the new bank must be trained with the loss network the model was trained with

@@ -144,10 +144,11 @@ def _learn_paintings(stylizer: Stylizer, args: argparse.Namespace) -> list[str]:
         )
     if args.style_steps is not None and args.style_steps < 1:
         raise StyleBankError(f"--style-steps must be >= 1, got {args.style_steps}")
-    learnt = []
-    for i, painting in enumerate(paintings):
+    for painting in paintings:  # all of them before minutes of learning the first
         if not Path(painting).is_file():
             raise StyleBankError(f"--style-image {painting}: no such file")
+    learnt = []
+    for i, painting in enumerate(paintings):
         name = stylizer.learn_style(
             painting, names[i] if names else None, args.style_steps, progress=Progress()
         )
