@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from stylebank_fast import Stylizer
 from stylebank_fast.imageio import open_image, to_tensor
+from stylebank_fast.temporal import FeatureSmoother
 
 FRAMES = 6
 PANS = [(1, 0), (2, 1), (3, 3), (0, 2)]
@@ -155,6 +156,24 @@ def speed(
     return video_fps, image_fps
 
 
+def _runner(stylizer: Stylizer, style: str, smoothing: float):
+    """[T,3,H,W] -> [T,3,H,W]: the clip stylized as video stylizes it."""
+
+    def run(clip: torch.Tensor) -> torch.Tensor:
+        features = FeatureSmoother(smoothing)(stylizer.encode(clip))
+        mix = stylizer.style_weights(style)[None]
+        return stylizer.stylize_batch(clip, mix, features=features)
+
+    return run
+
+
+def _print_row(label: str, row: dict[str, float]) -> None:
+    print(
+        f"{label:48s} pan {row['pan']:6.2f}  zoom {row['zoom']:6.2f}  flicker {row['flicker']:6.2f}",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -168,36 +187,35 @@ def main() -> int:
         "--speed", action="append", default=[], metavar="WxH", help="frames/s at this size"
     )
     parser.add_argument("--styles", help="comma-separated styles (default: all)")
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.6],
+        help="temporal smoothing amounts to measure (0: each frame on its own)",
+    )
     args = parser.parse_args()
     w, h = map(int, args.size.lower().split("x"))
     photos = load_photos(args.photos, (h, w))
     print(f"{len(photos)} photos, {FRAMES}-frame clips at {w}x{h}; grey levels, lower is steadier")
-    identity = stability(lambda clip: clip, photos, (h, w))
-    print(
-        f"{'input':40s} pan {identity['pan']:6.2f}  zoom {identity['zoom']:6.2f}  flicker {identity['flicker']:6.2f}"
-    )
+    _print_row("input", stability(lambda clip: clip, photos, (h, w)))
     for model in args.model or [None]:
         stylizer = Stylizer(model, device="cpu")
         styles = args.styles.split(",") if args.styles else stylizer.list_styles()
-        rows = []
-        for style in styles:
-            result = stability(
-                lambda clip, s=style, z=stylizer: z.stylize(clip, style=s), photos, (h, w)
-            )
-            rows.append(result)
-            print(
-                f"{(model or 'built-in') + ' ' + style:40s} pan {result['pan']:6.2f}  zoom {result['zoom']:6.2f}  flicker {result['flicker']:6.2f}",
-                flush=True,
-            )
-        mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
-        print(
-            f"{(model or 'built-in') + ' mean':40s} pan {mean['pan']:6.2f}  zoom {mean['zoom']:6.2f}  flicker {mean['flicker']:6.2f}"
-        )
+        for smoothing in args.smoothing:
+            label = f"{Path(model).name if model else 'built-in'} smoothing {smoothing:g}"
+            rows = []
+            for style in styles:
+                run = _runner(stylizer, style, smoothing)
+                rows.append(stability(run, photos, (h, w)))
+                _print_row(f"{label} {style}", rows[-1])
+            _print_row(f"{label} mean", {k: statistics.mean(r[k] for r in rows) for k in rows[0]})
         for size in args.speed:
             sw, sh = map(int, size.lower().split("x"))
             video_fps, image_fps = speed(stylizer, styles[0], (sh, sw), 4.0)
             print(
-                f"{(model or 'built-in')} {sw}x{sh}: video {video_fps:.2f} frames/s, images {image_fps:.2f} frames/s ({video_fps / image_fps:.2f}x)"
+                f"{model or 'built-in'} {sw}x{sh}: video {video_fps:.2f} frames/s, images "
+                f"{image_fps:.2f} frames/s ({video_fps / image_fps:.2f}x)"
             )
     return 0
 

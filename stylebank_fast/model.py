@@ -215,11 +215,23 @@ class StyleBankNet(nn.Module):
         `strength` blends the banks' features with the encoder's before decoding:
         1 is the full style, 0 the auto-encoder's reconstruction.
         """
-        h, w = images.shape[-2:]
-        features = self.encode(images)
+        return self.decode(self.encode(images), images.shape[-2:], style, mask_on, strength)
+
+    def decode(
+        self,
+        features: Tensor,
+        size: tuple[int, int],
+        style: StyleSpec = None,
+        mask_on: str = "output",
+        strength: float = 1.0,
+    ) -> Tensor:
+        """The second half of `forward`: encoder `features` [N,C,h,w] of images of `size`
+        (H, W) through the bank (`style`, `mask_on`, `strength` as in `forward`) and the
+        decoder, to images [N,3,H,W]. Video filters the features between the two halves."""
+        h, w = size
         regions = None
         if style is not None:
-            mix = self._mix(style, images.shape[0], images.device)
+            mix = self._mix(style, features.shape[0], features.device)
             if mix.dim() == 4:
                 mix = self.feature_masks(mix, (h, w))
                 regions = region_weights(mix)

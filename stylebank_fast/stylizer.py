@@ -189,14 +189,24 @@ class Stylizer:
         return out if image.dim() == 4 else out[0]
 
     def stylize_batch(
-        self, images: Tensor, mix: Tensor, strength: float = 1.0, preserve_color: bool = False
+        self,
+        images: Tensor,
+        mix: Tensor,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        features: Tensor | None = None,
     ) -> Tensor:
         """Stylize float images [N,3,H,W] in [0,1] on the model's device with the network's
         own style argument `mix`: bank weights [N|1,K] (rows summing to 1; one blend per
         image), or masks [N|1,K,h,w] from `region_mix`. Returns [N,3,H,W] in [0,1]. The
-        building block of `stylize` and of video, where every frame can have its own mix."""
+        building block of `stylize` and of video, where every frame can have its own mix;
+        `features` (from `encode`, filtered over time by video) replaces the images' own."""
         with torch.inference_mode():
-            out = self._net(images, mix, strength=feature_blend(strength)).clamp(0, 1)
+            if features is None:
+                features = self._net.encode(images)
+            size = images.shape[-2:]
+            out = self._net.decode(features, size, mix, strength=feature_blend(strength))
+            out = out.clamp(0, 1)
             return transfer_luminance(images, out) if preserve_color else out
 
     def region_mix(

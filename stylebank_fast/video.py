@@ -27,6 +27,7 @@ from .regions import LabelSource, assign_labels, cluster_centres, label_map, par
 from .style_schedule import StyleSchedule, parse_schedule
 from .styles import Style
 from .stylizer import Stylizer
+from .temporal import FeatureSmoother
 from .video_io import VIDEO_FORMATS, VideoReader, VideoWriter
 
 __all__ = ["VideoResult", "stylize_video"]
@@ -123,12 +124,12 @@ class _Mixer:
                 "style per region"
             )
 
-    def __call__(self, frames: Tensor, seconds: list[float]) -> Tensor:
+    def __call__(self, features: Tensor, seconds: list[float]) -> Tensor:
+        """The mix of frames with encoder `features` [N,C,h,w] at times `seconds`."""
         stylizer = self.stylizer
         if self.fixed is not None:
             return self.fixed
         if self.count is not None:
-            features = stylizer.encode(frames)
             if self.centres is None:
                 self.centres = cluster_centres(features[0], self.count)
             labels = torch.stack([assign_labels(f, self.centres, self.size) for f in features])
@@ -161,6 +162,7 @@ def stylize_video(
     strength: float = 1.0,
     preserve_color: bool = False,
     max_size: int | None = None,
+    smoothing: float = 0.6,
     batch: int = 4,
     progress: bool | Callable[[int, int, dict, float], None] = True,
 ) -> VideoResult:
@@ -172,7 +174,9 @@ def stylize_video(
     are those of `Stylizer.stylize`; `style` may also be a `StyleSchedule` (styles that
     change over time), or its text "0s:starry_night,5s:the_scream". A fixed region map applies to every frame; "auto:N" regions are
     found on the first frame and followed through the clip. `max_size` scales frames down
-    to that longer side. `batch` frames go through the network in one call. The output
+    to that longer side. `smoothing` (0 to <1) averages the encoder's features over frames
+    where the content stands still (`temporal.FeatureSmoother`; 0 stylizes each frame on its
+    own). `batch` frames go through the network in one call. The output
     appears only when complete: an error or Ctrl-C leaves no partial file.
     """
     source, target = Path(source), Path(target)
@@ -193,6 +197,7 @@ def stylize_video(
     try:
         info = reader.info
         mixer = _Mixer(stylizer, (info.height, info.width), style, regions, region_styles, feather)
+        smoother = FeatureSmoother(smoothing)
         total = info.frames or max(1, round(info.duration * float(info.fps)))
         report = Progress(unit="frame") if progress is True else progress or None
         start = time.monotonic()
@@ -246,8 +251,9 @@ def stylize_video(
                             continue
                     images = _as_tensor(frames, stylizer.device)
                     seconds = [float(p * info.time_base) for p in stamps]
-                    mix = mixer(images, seconds)
-                    out = stylizer.stylize_batch(images, mix, strength, preserve_color)
+                    features = smoother(stylizer.encode(images))
+                    mix = mixer(features, seconds)
+                    out = stylizer.stylize_batch(images, mix, strength, preserve_color, features)
                     _put(encoded, (_as_rgb(out), stamps), stop)
                     done += len(frames)
                     frames, stamps = [], []

@@ -15,6 +15,7 @@ import stylebank_fast as sb
 from stylebank_fast.cli.stylize import main
 from stylebank_fast.errors import StyleBankError
 from stylebank_fast.style_schedule import StyleSchedule, parse_schedule
+from stylebank_fast.temporal import FeatureSmoother
 
 av = pytest.importorskip("av", reason="the [video] extra (PyAV) is not installed")
 from stylebank_fast.video import stylize_video  # noqa: E402
@@ -268,3 +269,39 @@ def test_missing_extra_is_one_line(monkeypatch, tiny_model_path, clip, tmp_path,
 def test_write_frames_rejects_unknown_formats(tmp_path):
     with pytest.raises(StyleBankError, match="unknown video format"):
         write_frames(tmp_path / "x.avi", [np.zeros((4, 4, 3), np.uint8)])
+
+
+def test_smoother_averages_noise_and_passes_cuts():
+    g = torch.Generator().manual_seed(0)
+    still = torch.rand(1, 8, 6, 7, generator=g) + 0.5
+    noisy = still + 0.02 * torch.randn(12, 8, 6, 7, generator=g)
+    smoothed = FeatureSmoother(0.6)(noisy)
+    assert (smoothed[4:] - still).abs().mean() < 0.6 * (noisy[4:] - still).abs().mean()
+    # a cut to another shot: the new shot almost at once, the old one gone within frames
+    other = torch.rand(1, 8, 6, 7, generator=g) + 0.5
+    cut = FeatureSmoother(0.6)(torch.cat([still, other.expand(4, -1, -1, -1)]))
+    gap = (other - still).abs().mean()
+    assert (cut[1] - other).abs().mean() < 0.25 * gap
+    assert (cut[4] - other).abs().mean() < 0.05 * gap
+    assert torch.equal(FeatureSmoother(0.0)(noisy), noisy)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(StyleBankError, match="temporal smoothing"):
+            FeatureSmoother(bad)
+
+
+def test_smoothing_steadies_a_noisy_still(stylizer, tmp_path):
+    rng = np.random.default_rng(0)
+    still = _frames(1, 36, 48)[0].astype(float)
+    noisy = [
+        np.clip(still + rng.normal(0, 5, still.shape), 0, 255).astype(np.uint8) for _ in range(8)
+    ]
+    source = tmp_path / "noisy.mkv"
+    write_frames(source, noisy, fps=FPS)
+
+    def flicker(smoothing):
+        out = tmp_path / f"s{smoothing}.mkv"
+        stylize_video(stylizer, source, out, style=0, smoothing=smoothing, progress=False)
+        frames = np.stack(_read(out)[0]).astype(float)
+        return np.abs(np.diff(frames, axis=0)).mean()
+
+    assert flicker(0.6) < 0.8 * flicker(0.0)

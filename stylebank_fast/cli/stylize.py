@@ -147,6 +147,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch", type=int, default=4, metavar="N", help="video: frames per network call"
     )
+    parser.add_argument(
+        "--temporal-smoothing",
+        type=float,
+        default=0.6,
+        metavar="S",
+        help="video: average features over frames where the content stands still, against "
+        "flicker (0 = each frame on its own; default 0.6)",
+    )
     return parser
 
 

@@ -67,6 +67,7 @@ def stylize_videos(
             strength=args.strength,
             preserve_color=args.preserve_color,
             max_size=args.max_size,
+            smoothing=args.temporal_smoothing,
             batch=args.batch,
             progress=Progress(unit="frame"),
         )
