@@ -191,7 +191,7 @@ def main() -> int:
         "--smoothing",
         type=float,
         nargs="+",
-        default=[0.0, 0.6],
+        default=[0.0, 0.8],
         help="temporal smoothing amounts to measure (0: each frame on its own)",
     )
     args = parser.parse_args()

@@ -162,7 +162,7 @@ def stylize_video(
     strength: float = 1.0,
     preserve_color: bool = False,
     max_size: int | None = None,
-    smoothing: float = 0.6,
+    smoothing: float = 0.8,
     batch: int = 4,
     progress: bool | Callable[[int, int, dict, float], None] = True,
 ) -> VideoResult:

@@ -275,14 +275,13 @@ def test_smoother_averages_noise_and_passes_cuts():
     g = torch.Generator().manual_seed(0)
     still = torch.rand(1, 8, 6, 7, generator=g) + 0.5
     noisy = still + 0.02 * torch.randn(12, 8, 6, 7, generator=g)
-    smoothed = FeatureSmoother(0.6)(noisy)
+    smoothed = FeatureSmoother(0.8)(noisy)
     assert (smoothed[4:] - still).abs().mean() < 0.6 * (noisy[4:] - still).abs().mean()
-    # a cut to another shot: the new shot almost at once, the old one gone within frames
-    other = torch.rand(1, 8, 6, 7, generator=g) + 0.5
-    cut = FeatureSmoother(0.6)(torch.cat([still, other.expand(4, -1, -1, -1)]))
-    gap = (other - still).abs().mean()
-    assert (cut[1] - other).abs().mean() < 0.25 * gap
-    assert (cut[4] - other).abs().mean() < 0.05 * gap
+    # a cut to another shot starts afresh; a smaller change is smoothed
+    other = 3 * torch.rand(1, 8, 6, 7, generator=g)
+    assert torch.equal(FeatureSmoother()(torch.cat([still, other]))[1], other[0])
+    nearby = still + 0.1 * torch.rand(1, 8, 6, 7, generator=g)
+    assert not torch.equal(FeatureSmoother()(torch.cat([still, nearby]))[1], nearby[0])
     assert torch.equal(FeatureSmoother(0.0)(noisy), noisy)
     for bad in (-0.1, 1.0):
         with pytest.raises(StyleBankError, match="temporal smoothing"):
@@ -304,4 +303,4 @@ def test_smoothing_steadies_a_noisy_still(stylizer, tmp_path):
         frames = np.stack(_read(out)[0]).astype(float)
         return np.abs(np.diff(frames, axis=0)).mean()
 
-    assert flicker(0.6) < 0.8 * flicker(0.0)
+    assert flicker(0.8) < 0.8 * flicker(0.0)

@@ -150,10 +150,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--temporal-smoothing",
         type=float,
-        default=0.6,
+        default=0.8,
         metavar="S",
         help="video: average features over frames where the content stands still, against "
-        "flicker (0 = each frame on its own; default 0.6)",
+        "flicker (0 = each frame on its own; default 0.8)",
     )
     return parser
 
