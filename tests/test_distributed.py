@@ -81,6 +81,7 @@ def _start(argv: list[str], tmp_path: Path, ranks: int = 2, **env: str) -> list[
         subprocess.Popen(
             [sys.executable, str(WORKER), *argv],
             env={**common, "RANK": str(rank)},
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -165,3 +166,15 @@ def test_ctrl_c_on_one_rank_stops_all_and_resumes_with_one(config, tmp_path):
         more = resume_training(out, out, steps=step + 1)
     assert more.step == step + 1 and not more.interrupted
     assert load_checkpoint(out)[1]["training"]["shards"] == 1
+
+
+def test_shards_per_rank_on_the_command_line(config, tmp_path, capsys):
+    from stylebank_fast import add_style, train
+
+    out = tmp_path / "m.sbk"
+    config.steps = 1
+    assert train.main([*_argv(config, out), "--shards-per-rank", "2"]) == 0
+    assert load_checkpoint(out)[1]["training"]["shards"] == 2
+    argv = ["--model", str(out), "--style", config.styles[0], "--out", str(tmp_path / "p.sbk")]
+    assert add_style.main([*argv, "--fast", "--shards-per-rank", "2"]) == 2
+    assert "--fast runs in one process" in capsys.readouterr().err
