@@ -5,9 +5,9 @@ group a torchrun launch describes.
 Every rank holds the whole model; each step, each rank computes the gradients of its own
 images, and one all-reduce of all the gradients (the stacked bank gradients densely, zeros for
 the banks a rank did not use) averages them, so every rank takes the same optimiser step. The
-model is not wrapped in DistributedDataParallel: the auto-encoder steps do not touch the banks,
-an incremental run trains the banks alone, and the step must also agree on which banks moved
-and whether to stop, which DDP's hooks cannot carry.
+model is not wrapped in DistributedDataParallel: the auto-encoder steps do not touch the banks
+(DDP would need find_unused_parameters), and the step must also agree on which banks moved and
+whether to stop (a second all-reduce beside DDP's); one explicit all-reduce does all of it.
 """
 
 from __future__ import annotations
