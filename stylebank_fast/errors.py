@@ -21,3 +21,12 @@ class WeightsError(StyleBankError, FileNotFoundError):
 
 class ExtensionError(StyleBankError, RuntimeError):
     """The compiled operator library is missing or does not load (the message says how to fix)."""
+
+
+class OtherRankFailed(StyleBankError):
+    """This rank of a multi-process run stops because another rank failed; that rank says why.
+    An empty message: nothing more to print. The CLI exits with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,7 +1,9 @@
 """Joint (T+1) training of a StyleBankNet and incremental learning of new styles.
 
-The randomness of step `s` (images, crops, flips, styles) comes from a generator seeded with
-(seed, s) alone, so a resumed run repeats an uninterrupted one exactly.
+The randomness of step `s` (images, crops, flips, styles) comes from generators seeded with
+(seed, s) and the shard alone, so a resumed run repeats an uninterrupted one exactly. A step's
+batch is made of shards of `batch` images each: one per rank of a data-parallel run
+(distributed.py), shard 0 being the stream of a single process.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,8 +21,9 @@ import torch
 from torch import Tensor
 
 from ._files import check_writable
-from .checkpoint import PathLike, load_checkpoint, load_model, save_model
+from .checkpoint import PathLike, load_checkpoint, load_model, save_model, tensor_checksum
 from .data import ContentSampler, find_images, load_image
+from .distributed import World, fingerprint
 from .errors import DataError, StyleBankError
 from .losses import LossWeights, PerceptualLoss, build_loss_network, identity_loss
 from .model import StyleBankNet
@@ -38,10 +42,15 @@ __all__ = [
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
-# on_progress(step, steps, losses, seconds): called after every step; `step` counts from 1.
+# on_progress(step, steps, losses, seconds): called after every step (on rank 0 only; losses
+# are the means over all ranks); `step` counts from 1.
 ProgressFn = Callable[[int, int, dict, float], None]
 # on_checkpoint(model, step): called after each checkpoint is written (e.g. to draw samples).
 CheckpointFn = Callable[[StyleBankNet, int], None]
+
+# The settings that name files: a resumed run may find them elsewhere, and the ranks of a run
+# on several machines may see them under other paths.
+_LOCATIONS = ("content", "styles", "loss_net_weights")
 
 
 @dataclass
@@ -173,8 +182,11 @@ def _check_out(out: PathLike) -> None:
         raise StyleBankError(f"cannot write {out}: {error.strerror or error}") from None
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (1 << 63))
+def _step_generator(seed: int, step: int, shard: int = 0) -> torch.Generator:
+    """The randomness of one shard of one step; shard 0's is a single process's stream."""
+    return torch.Generator().manual_seed(
+        (seed * 1_000_003 + step + shard * 0x9E3779B97F4A7C15) % (1 << 63)
+    )
 
 
 class _StopOnSigint:
@@ -206,18 +218,25 @@ def _grad_norm(params: Sequence[Tensor]) -> float:
 
 
 class _Run:
-    """One training run: the model, the losses, the optimiser and the loop."""
+    """One training run (one rank's part of it): the model, the losses, the optimiser and the
+    loop. Rank r of R trains on shards r*k .. r*k+k-1 of every step (k = shards_per_rank)."""
 
     def __init__(
         self,
         model: StyleBankNet,
         config: TrainConfig,
-        device: torch.device,
+        world: World,
+        shards_per_rank: int = 1,
         optimizer_state: dict | None = None,
         start: int = 0,
         encoder_grad_norm: float = 0.0,
     ) -> None:
-        self.model, self.config, self.device = model.to(device), config, device
+        if shards_per_rank < 1:
+            raise StyleBankError(f"invalid shards per rank: {shards_per_rank!r} (1 or more)")
+        device = world.device
+        self.model, self.config, self.device, self.world = model.to(device), config, device, world
+        self.shards = range(world.rank * shards_per_rank, (world.rank + 1) * shards_per_rank)
+        self.n_shards = world.size * shards_per_rank  # per step, over all ranks
         self.sampler = ContentSampler(
             find_images(config.content), config.size, config.max_crop_scale
         )
@@ -232,13 +251,19 @@ class _Run:
         for i in range(config.base_styles, model.n_styles):
             model.bank.weights[i].requires_grad_(True)
             model.bank.biases[i].requires_grad_(True)
-        self.optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=config.lr
-        )
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
         self.step = start
         self.encoder_grad_norm = encoder_grad_norm  # of the last stylizing step (rescaling)
+        self.stop_agreed = False  # some rank had Ctrl-C pressed before the last step's all-reduce
+
+    def fingerprint(self) -> bytes:
+        """What every rank must agree on: the step, the shards, the settings, the weights."""
+        settings = sorted((k, v) for k, v in asdict(self.config).items() if k not in _LOCATIONS)
+        weights = tensor_checksum(self.model.state_dict())
+        return fingerprint(self.step, self.n_shards, settings, weights)
 
     def _style_image(self, path: str) -> Tensor:
         if not Path(path).is_file():
@@ -247,24 +272,45 @@ class _Run:
 
     def _training_state(self) -> dict:
         return TrainingState(
-            self.step, asdict(self.config), self.optimizer.state_dict(), self.encoder_grad_norm
+            self.step,
+            asdict(self.config),
+            self.optimizer.state_dict(),
+            self.encoder_grad_norm,
+            self.n_shards,
         ).to_dict()
 
     def save(self, out: PathLike) -> None:
         save_model(self.model, out, training=self._training_state())
 
     def _checkpoint(self, out: PathLike, on_checkpoint: CheckpointFn | None) -> None:
+        if not self.world.is_main:
+            return
         self.save(out)
         if on_checkpoint is not None:
             with torch.no_grad():
                 on_checkpoint(self.model, self.step)
 
-    def _one_step(self) -> dict:
+    def _average(self, terms: dict[str, Tensor], used: Tensor, stop: bool) -> tuple[dict, Tensor]:
+        """The gradients, loss terms, banks used and Ctrl-C of all ranks, in one all-reduce:
+        gradients and losses averaged, banks used by any rank (bool [banks]), and
+        `stop_agreed` set when any rank had Ctrl-C pressed. One process: its own."""
+        values = torch.stack([value.detach().float() for value in terms.values()])
+        flags = torch.tensor([*used.tolist(), float(stop)], device=values.device)
+        summed = self.world.average_gradients(self.trainable, torch.cat([values, flags])).tolist()
+        n = len(terms)
+        self.stop_agreed = summed[-1] > 0
+        means = [value / self.world.size for value in summed[:n]]
+        return dict(zip(terms, means)), torch.tensor(summed[n:-1]) > 0
+
+    def _one_step(self, stop: bool) -> dict:
+        """One step on every rank; `stop`: Ctrl-C was pressed here (see `_average`)."""
         config, model = self.config, self.model
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay ** (self.step // config.lr_decay_every)
-        generator = _step_generator(config.seed, self.step)
-        images = self.sampler.batch(config.batch, generator).to(self.device)
+        generators = [_step_generator(config.seed, self.step, shard) for shard in self.shards]
+        images = torch.cat([self.sampler.batch(config.batch, g) for g in generators])
+        images = images.to(self.device)
+        banks = model.n_styles - config.base_styles
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast(
             self.device.type,
@@ -276,27 +322,29 @@ class _Run:
                 output = model(images)
             loss = identity_loss(output.float(), images)
             loss.backward()
+            losses, _ = self._average({"identity": loss}, torch.zeros(banks), stop)
             if config.ae_grad_rescale:
                 self._rescale_autoencoder_grads()
-            terms = {"identity": loss}
         else:
             first = config.base_styles
-            targets = torch.randint(model.n_styles - first, (config.batch,), generator=generator)
-            used = set((targets + first).tolist())
-            targets = targets.to(self.device)
+            targets = torch.cat(
+                [torch.randint(banks, (config.batch,), generator=g) for g in generators]
+            )
+            ids = targets.to(self.device)
             with autocast:
-                terms = self.loss(model(images, targets + first), images, targets)
+                terms = self.loss(model(images, ids + first), images, ids)
             terms["total"].backward()
-            # The op hands every bank a gradient (zeros when unused); an unused bank must not
-            # move, and Adam moves a parameter with a zero gradient (momentum), so drop them.
-            for i in range(first, model.n_styles):
-                if i not in used:
-                    model.bank.weights[i].grad = model.bank.biases[i].grad = None
+            losses, used = self._average(terms, torch.bincount(targets, minlength=banks), stop)
+            # The op hands every bank a gradient (zeros when unused); a bank no rank used must
+            # not move, and Adam moves a parameter with a zero gradient (momentum), so drop them.
+            for i in range(banks):
+                if not used[i]:
+                    model.bank.weights[first + i].grad = model.bank.biases[first + i].grad = None
             if config.ae_grad_rescale and config.base_styles == 0:
                 self.encoder_grad_norm = _grad_norm(list(model.encoder.parameters()))
         self.optimizer.step()
         self.step += 1
-        return {name: float(value.detach()) for name, value in terms.items()}
+        return losses
 
     def _rescale_autoencoder_grads(self) -> None:
         """Scale the E, D gradients of the identity loss so that E's gradient has the norm it
@@ -309,18 +357,24 @@ class _Run:
             if p.grad is not None:
                 p.grad.mul_(scale)
 
+    def _stopping(self, stop: _StopOnSigint) -> bool:
+        # several ranks must all stop after the same step: they stop on what the last step's
+        # all-reduce agreed (every rank sees the same), not on their own Ctrl-C
+        return self.stop_agreed if self.world.distributed else stop.requested
+
     def run(
         self,
         out: PathLike,
         on_progress: ProgressFn | None,
         on_checkpoint: CheckpointFn | None = None,
     ) -> TrainResult:
-        _check_out(out)
         history = []
         started = time.perf_counter()
+        if not self.world.is_main:
+            on_progress = None
         with _StopOnSigint() as stop:
-            while self.step < self.config.steps and not stop.requested:
-                history.append(self._one_step())
+            while self.step < self.config.steps and not self._stopping(stop):
+                history.append(self._one_step(stop.requested))
                 if on_progress is not None:
                     on_progress(
                         self.step, self.config.steps, history[-1], time.perf_counter() - started
@@ -328,7 +382,25 @@ class _Run:
                 if self.step % self.config.checkpoint_every == 0 and self.step < self.config.steps:
                     self._checkpoint(out, on_checkpoint)
             self._checkpoint(out, on_checkpoint)
-        return TrainResult(self.model.cpu(), self.step, stop.requested, history)
+        return TrainResult(self.model.cpu(), self.step, self._stopping(stop), history)
+
+
+def _start(world: World, out: PathLike, make: Callable[[], _Run]) -> _Run:
+    """`make` the run on every rank, rank 0 first checking that it can write `out`. A rank
+    that cannot start stops them all (`World.agree`), and every rank must hold rank 0's
+    weights, step and settings (a stale copy of a checkpoint on one machine would not)."""
+    run, error = None, None
+    try:
+        if world.is_main:
+            _check_out(out)
+        run = make()
+    except StyleBankError as caught:
+        error = caught
+    world.agree(error)
+    assert run is not None
+    if world.distributed:
+        world.check_same(run.fingerprint(), "another model, step or settings")
+    return run
 
 
 def train_model(
@@ -336,6 +408,7 @@ def train_model(
     out: PathLike,
     *,
     device: str | torch.device = "cpu",
+    shards_per_rank: int = 1,
     on_progress: ProgressFn | None = None,
     on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
@@ -343,11 +416,24 @@ def train_model(
 
     Steps alternate T stylizing steps (every image its own random style, one bank_conv2d call
     per batch) and one auto-encoder step. Ctrl-C stops after the current step and saves.
+
+    Run on every rank of an initialised torch.distributed process group (torchrun), it trains
+    data-parallel: gradients and losses are averaged over the ranks; only rank 0 writes `out`
+    and calls `on_progress` and `on_checkpoint`. Each step, each rank trains on
+    `shards_per_rank` shards of `config.batch` images as one batch (shard j of step s drawn
+    from the stream (seed, s, j)): with R ranks the effective batch is
+    R * shards_per_rank * config.batch, and the run is, within float rounding, the one that
+    R * shards_per_rank ranks of one shard each would make.
     """
-    torch.manual_seed(config.seed)
-    names = style_names_for(config.styles, config.names, [])
-    model = StyleBankNet(len(config.styles), config.kernel_size, style_names=names)
-    return _Run(model, config, torch.device(device)).run(out, on_progress, on_checkpoint)
+    world = World.current(torch.device(device))
+
+    def make() -> _Run:
+        torch.manual_seed(config.seed)
+        names = style_names_for(config.styles, config.names, [])
+        model = StyleBankNet(len(config.styles), config.kernel_size, style_names=names)
+        return _Run(model, config, world, shards_per_rank)
+
+    return _start(world, out, make).run(out, on_progress, on_checkpoint)
 
 
 def add_styles(
@@ -356,6 +442,7 @@ def add_styles(
     out: PathLike,
     *,
     device: str | torch.device = "cpu",
+    shards_per_rank: int = 1,
     on_progress: ProgressFn | None = None,
     on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
@@ -363,13 +450,19 @@ def add_styles(
 
     E, D and the existing banks stay frozen (old styles give bitwise the same output); only the
     new banks train. `config.T` and `config.base_styles` are ignored (set from the model).
+    Data-parallel under torch.distributed, and `shards_per_rank`, as in `train_model`.
     """
-    model = load_model(base)
-    names = style_names_for(config.styles, config.names, model.style_names)
-    config = TrainConfig(**{**asdict(config), "base_styles": model.n_styles, "names": names})
-    torch.manual_seed(config.seed)
-    model.add_styles(names)
-    return _Run(model, config, torch.device(device)).run(out, on_progress, on_checkpoint)
+    world = World.current(torch.device(device))
+
+    def make() -> _Run:
+        model = load_model(base)
+        names = style_names_for(config.styles, config.names, model.style_names)
+        settings = TrainConfig(**{**asdict(config), "base_styles": model.n_styles, "names": names})
+        torch.manual_seed(settings.seed)
+        model.add_styles(names)
+        return _Run(model, settings, world, shards_per_rank)
+
+    return _start(world, out, make).run(out, on_progress, on_checkpoint)
 
 
 def resume_training(
@@ -379,6 +472,7 @@ def resume_training(
     steps: int | None = None,
     overrides: dict | None = None,
     device: str | torch.device = "cpu",
+    shards_per_rank: int = 1,
     on_progress: ProgressFn | None = None,
     on_checkpoint: CheckpointFn | None = None,
 ) -> TrainResult:
@@ -386,26 +480,48 @@ def resume_training(
 
     `steps` sets a new total; `overrides` may relocate files ("content", "styles",
     "loss_net_weights"): anything else would make the continuation differ from the original.
+    The continuation is exact when it has as many shards per step (ranks * `shards_per_rank`)
+    as the run that wrote `path`; with another number, the steps from here on draw shards
+    0 .. ranks * shards_per_rank - 1 (a warning says so), and the effective batch changes.
+    Data-parallel under torch.distributed as in `train_model`.
     """
-    model, data = load_checkpoint(path)
-    state = TrainingState.from_checkpoint(data, path)
-    allowed = {"content", "styles", "loss_net_weights"}
-    extra = sorted(set(overrides or {}) - allowed)
-    if extra:
-        raise StyleBankError(f"cannot change {extra} when resuming; only {sorted(allowed)}")
-    saved = {f.name: state.config[f.name] for f in fields(TrainConfig) if f.name in state.config}
-    config = TrainConfig(**{**saved, **(overrides or {}), **({"steps": steps} if steps else {})})
-    if len(config.styles) != model.n_styles - config.base_styles:
-        raise StyleBankError(
-            f"{len(config.styles)} style images given, the run in {path} trains "
-            f"{model.n_styles - config.base_styles}"
+    world = World.current(torch.device(device))
+
+    def make() -> _Run:
+        model, data = load_checkpoint(path)
+        state = TrainingState.from_checkpoint(data, path)
+        extra = sorted(set(overrides or {}) - set(_LOCATIONS))
+        if extra:
+            raise StyleBankError(f"cannot change {extra} when resuming; only {sorted(_LOCATIONS)}")
+        saved = {
+            f.name: state.config[f.name] for f in fields(TrainConfig) if f.name in state.config
+        }
+        new = {**(overrides or {}), **({"steps": steps} if steps else {})}
+        config = TrainConfig(**{**saved, **new})
+        if len(config.styles) != model.n_styles - config.base_styles:
+            raise StyleBankError(
+                f"{len(config.styles)} style images given, the run in {path} trains "
+                f"{model.n_styles - config.base_styles}"
+            )
+        run = _Run(
+            model,
+            config,
+            world,
+            shards_per_rank,
+            optimizer_state=state.optimizer,
+            start=state.step,
+            encoder_grad_norm=state.encoder_grad_norm,
         )
-    run = _Run(
-        model,
-        config,
-        torch.device(device),
-        optimizer_state=state.optimizer,
-        start=state.step,
-        encoder_grad_norm=state.encoder_grad_norm,
-    )
-    return run.run(out, on_progress, on_checkpoint)
+        if run.n_shards != state.shards and world.is_main:
+            warnings.warn(
+                f"{path} was trained with {state.shards} shard(s) of {config.batch} images per "
+                f"step; this run has {run.n_shards} ({world.size} rank(s) x {shards_per_rank}): "
+                f"the effective batch goes from {state.shards * config.batch} to "
+                f"{run.n_shards * config.batch}, and the steps from here on draw shards 0 .. "
+                f"{run.n_shards - 1}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return run
+
+    return _start(world, out, make).run(out, on_progress, on_checkpoint)

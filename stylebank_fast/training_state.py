@@ -9,7 +9,8 @@ from .errors import CheckpointError
 __all__ = ["STATE_VERSION", "TrainingState"]
 
 # Version 1: step, config (TrainConfig's fields by name), optimizer (Adam's state dict),
-# encoder_grad_norm. Files written before the version was recorded are version 1.
+# encoder_grad_norm, shards (added later; a reader that ignores it continues the run as one
+# process would). Files written before the version was recorded are version 1.
 STATE_VERSION = 1
 
 
@@ -19,6 +20,7 @@ class TrainingState:
     config: dict  # TrainConfig fields by name (unknown ones ignored, missing ones default)
     optimizer: dict  # torch.optim.Adam.state_dict()
     encoder_grad_norm: float = 0.0  # of the last stylizing step (the auto-encoder rescaling)
+    shards: int = 1  # of config.batch images per step: ranks * shards per rank (training.py)
 
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, **asdict(self)}
@@ -41,6 +43,7 @@ class TrainingState:
                 config=dict(state["config"]),
                 optimizer=state["optimizer"],
                 encoder_grad_norm=float(state.get("encoder_grad_norm", 0.0)),
+                shards=int(state.get("shards", 1)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{path}: the training state is damaged: {error}") from None

@@ -13,14 +13,15 @@ import torch
 from .._files import check_writable
 from ..checkpoint import load_checkpoint, load_model, save_model
 from ..data import find_images
+from ..distributed import World, launched
 from ..errors import StyleBankError
 from ..losses import LossWeights, build_loss_network
 from ..painting_styles import add_painting_style
 from ..style_learning import LearnSettings
 from ..training import TrainConfig, add_styles
 from ..training_state import TrainingState
-from .common import Progress, resolve_device, run_cli
-from .training_options import add_training_arguments, given_settings, report, sample_writer
+from .common import Progress, run_cli
+from .training_options import add_training_arguments, given_settings, report, run_options
 
 STEPS = 2000  # a new bank alone learns much faster than the whole network
 
@@ -76,11 +77,17 @@ def _run_fast(args: argparse.Namespace, settings: dict, device: torch.device) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
+    with launched(args.device) as (world, device):
+        return _add(args, world, device)
+
+
+def _add(args: argparse.Namespace, world: World, device: torch.device) -> int:
     given = given_settings(args)
     if "styles" not in given:
         raise StyleBankError("--style IMG [IMG ...] is needed")
     if args.fast:  # its own step default, unless given
+        if world.distributed or args.shards_per_rank is not None:
+            raise StyleBankError("--fast runs in one process: no torchrun, no --shards-per-rank")
         return _run_fast(args, given, device)
     settings = {"steps": STEPS, **given}
     saved = TrainingState.saved_config(load_checkpoint(args.model)[1])
@@ -97,14 +104,9 @@ def _run(args: argparse.Namespace) -> int:
             )
         settings["content"] = saved["content"]
     result = add_styles(
-        args.model,
-        TrainConfig(**settings),
-        args.out,
-        device=device,
-        on_progress=Progress(),
-        on_checkpoint=sample_writer(args),
+        args.model, TrainConfig(**settings), args.out, device=device, **run_options(args, world)
     )
-    return report(result, args.out)
+    return report(result, args.out, world)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,8 +32,9 @@ def run_cli(
     try:
         return body(args)
     except StyleBankError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        if str(error):  # empty: another rank of the run said what went wrong
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

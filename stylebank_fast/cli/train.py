@@ -5,16 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..distributed import World, launched
 from ..errors import StyleBankError
 from ..training import TrainConfig, resume_training, train_model
-from .common import Progress, resolve_device, run_cli
-from .training_options import (
-    DEFAULTS,
-    add_training_arguments,
-    given_settings,
-    report,
-    sample_writer,
-)
+from .common import run_cli
+from .training_options import DEFAULTS, add_training_arguments, given_settings, report, run_options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,20 +34,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
+    with launched(args.device) as (world, device):
+        return _train(args, world, device)
+
+
+def _train(args: argparse.Namespace, world: World, device) -> int:
     settings = given_settings(args)
-    progress = Progress()
-    on_checkpoint = sample_writer(args)
+    options = run_options(args, world)
     if args.resume:
         steps = settings.pop("steps", None)
         result = resume_training(
-            args.resume,
-            args.out,
-            steps=steps,
-            overrides=settings,
-            device=device,
-            on_progress=progress,
-            on_checkpoint=on_checkpoint,
+            args.resume, args.out, steps=steps, overrides=settings, device=device, **options
         )
     else:
         missing = [
@@ -62,14 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         ]
         if missing:
             raise StyleBankError(f"{' and '.join(missing)} needed (or --resume MODEL)")
-        result = train_model(
-            TrainConfig(**settings),
-            args.out,
-            device=device,
-            on_progress=progress,
-            on_checkpoint=on_checkpoint,
-        )
-    return report(result, args.out)
+        result = train_model(TrainConfig(**settings), args.out, device=device, **options)
+    return report(result, args.out, world)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,12 @@ import argparse
 import sys
 from dataclasses import fields
 
+from ..distributed import World
 from ..errors import StyleBankError
 from ..losses import LOSS_NETWORKS
 from ..samples import SampleWriter
 from ..training import PRECISIONS, TrainConfig, TrainResult
-from .common import EXIT_INTERRUPTED
+from .common import EXIT_INTERRUPTED, Progress
 
 # Defaults live in TrainConfig; options default to None so that "not given" is visible.
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -81,7 +82,19 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
         metavar="PHOTO",
         help="at each checkpoint, write PHOTO in every style to OUT.samples/step_N.jpg",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda, cuda:N (default auto; under torchrun, auto and cuda give each "
+        "process the GPU of its local rank)",
+    )
+    parser.add_argument(
+        "--shards-per-rank",
+        type=int,
+        metavar="K",
+        help="train on K shards of --batch images per process and step (default 1): K times "
+        "the memory, the run K times as many processes would make (docs/training.md)",
+    )
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -98,6 +111,16 @@ def given_settings(args: argparse.Namespace) -> dict:
     return given
 
 
+def run_options(args: argparse.Namespace, world: World) -> dict:
+    """The keywords of train_model, add_styles and resume_training the command line sets
+    besides the TrainConfig: progress and --sample on rank 0, --shards-per-rank."""
+    return {
+        "on_progress": Progress() if world.is_main else None,
+        "on_checkpoint": sample_writer(args) if world.is_main else None,
+        "shards_per_rank": args.shards_per_rank or 1,
+    }
+
+
 def sample_writer(args: argparse.Namespace):
     """The on_checkpoint callback for --sample (None without it); says where each sample went."""
     if not args.sample:
@@ -111,8 +134,10 @@ def sample_writer(args: argparse.Namespace):
     return write
 
 
-def report(result: TrainResult, out: str) -> int:
-    """The last lines of a run; exit code 130 when Ctrl-C stopped it."""
+def report(result: TrainResult, out: str, world: World) -> int:
+    """The last lines of a run (rank 0 says them); exit code 130 when Ctrl-C stopped it."""
+    if not world.is_main:
+        return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
         print(
             f"stopped at step {result.step}; saved {out}. Continue with --resume {out}",
