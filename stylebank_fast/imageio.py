@@ -25,6 +25,7 @@ __all__ = [
     "to_pil",
     "to_rgb",
     "to_tensor",
+    "to_uint8",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -44,7 +45,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.stack([grey.astype(np.uint8)] * 3, -1), "RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy of a large photo
 
 
 @contextmanager
@@ -141,5 +142,10 @@ def to_tensor(image: Image.Image) -> Tensor:
 
 def to_pil(image: Tensor) -> Image.Image:
     """Float [3,H,W] in [0,1] as an RGB PIL image (rounded, clamped)."""
+    return Image.fromarray(to_uint8(image), "RGB")
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """Float [3,H,W] in [0,1] as a uint8 array [H,W,3] (rounded, clamped)."""
     array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return Image.fromarray(array.cpu().numpy(), "RGB")
+    return array.cpu().numpy()

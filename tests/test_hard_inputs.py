@@ -10,7 +10,8 @@ from PIL import Image
 
 import stylebank_fast as sb
 from stylebank_fast.imageio import open_image
-from stylebank_fast.regions import region_masks
+from stylebank_fast.region_maps import feature_regions
+from stylebank_fast.regions import label_source
 from stylebank_fast.stylize import main
 
 
@@ -103,11 +104,11 @@ def test_feather_needs_regions(tiny_model_path, tmp_path, capsys):
 
 
 def test_any_feather_radius_gives_masks_that_sum_to_one():
-    labels = torch.zeros(1, 40, 50, dtype=torch.long)
-    labels[:, :, 25:] = 1
-    weights = torch.eye(2)
-    small = region_masks(labels, weights, feather=3)
-    huge = region_masks(labels, weights, feather=100_000)  # prefix sums: no 200001-px window
+    array = np.zeros((40, 50), int)
+    array[:, 25:] = 1
+    labels = label_source(array, array.shape)
+    small = feature_regions(labels, (40, 50), feather=3, cell=1)
+    huge = feature_regions(labels, (40, 50), feather=100_000, cell=1)  # no 200001-px window
     for masks in (small, huge):
         torch.testing.assert_close(masks.sum(1), torch.ones(1, 40, 50))
     assert small[0, 0, 0, 21] > 0.99 and 0.4 < small[0, 0, 0, 24] < 0.6

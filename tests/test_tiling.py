@@ -1,15 +1,19 @@
 """Tiled stylization gives the untiled output: every normalisation with the whole image's
-statistics, tiles reading far enough around themselves, the image's own padding at its border."""
+statistics, tiles reading far enough around themselves, the image's own padding at its border;
+and the Stylizer tiles exactly when an image does not fit its memory budget."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from helpers import requires_extension
+from helpers import requires_extension, synthetic_photo
+from PIL import Image
 
 import stylebank_fast as sb
+from stylebank_fast import stylizer as stylizer_module
 from stylebank_fast.fast_inference import fast_model
-from stylebank_fast.tiling import TiledNetwork, grid
+from stylebank_fast.tiling import TiledNetwork, budget, grid
 from stylebank_fast.tiling import network as tiling_network
 
 pytestmark = requires_extension
@@ -142,3 +146,85 @@ def test_grid_covers_the_image_once():
         assert tile.rows.stop - tile.rows.start <= 48 and tile.cols.stop - tile.cols.start <= 48
         covered[tile.rows, tile.cols] += 1
     assert covered.eq(1).all() and len(tiles) == 3 * 6
+
+
+# --- the Stylizer ---
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Tiles of about 40 pixels: MIN_TILE lowered, and a budget with room for no more."""
+    monkeypatch.setattr(budget, "MIN_TILE", 16)
+    net = fast_model(sb.StyleBankNet(1))
+    room = budget.activation_bytes((40 + 2 * tiling_network.margin(net)) ** 2, torch.float32)
+    return (budget.RUNTIME_BYTES + room) / 1e9
+
+
+def _spy_tiles(monkeypatch) -> list:
+    made = []
+    original = stylizer_module.Stylizer._tiles
+
+    def spy(self, *args):
+        made.append(original(self, *args))
+        return made[-1]
+
+    monkeypatch.setattr(stylizer_module.Stylizer, "_tiles", spy)
+    return made
+
+
+def test_stylizer_tiles_above_its_budget_with_the_same_output(
+    tiny_model_path, small_tiles, monkeypatch
+):
+    whole = sb.Stylizer(tiny_model_path, device="cpu")
+    tiled = sb.Stylizer(tiny_model_path, device="cpu", memory_budget=small_tiles)
+    made = _spy_tiles(monkeypatch)
+    photo = (synthetic_photo(0, 77, 103) * 255).astype(np.uint8)
+    labels = np.zeros((77, 103), int)
+    labels[:, 50:] = 1
+    labels[40:, :20] = 2
+    cases = {
+        "style": {"style": "mosaic"},
+        "blend": {"style": {"mosaic": 0.3, "great_wave": 0.7}, "strength": 0.6},
+        "label map": {"regions": labels, "region_styles": [0, {1: 1, 2: 1}, 2]},
+        "feathered": {"regions": labels, "region_styles": [0, 1, 2], "feather": 5},
+        "auto:2": {"regions": "auto:2", "region_styles": [0, 2]},
+        "colours kept": {"style": 1, "preserve_color": True},
+    }
+    tensor = torch.from_numpy(photo).permute(2, 0, 1).double() / 255  # float64 stays float64
+    for name, kwargs in cases.items():
+        want, got = whole.stylize(tensor, **kwargs), tiled.stylize(tensor, **kwargs)
+        assert got.dtype == torch.float64 and got.shape == tensor.shape
+        torch.testing.assert_close(got, want, rtol=0, atol=ATOL, msg=name)
+        assert len(made[-1].tiles) >= 6, name
+    image = Image.fromarray(photo)
+    for kwargs in (cases["style"], cases["feathered"]):  # 8 bits: rounding moves a level at most
+        want = np.asarray(whole.stylize(image, **kwargs), np.int16)
+        got = np.asarray(tiled.stylize(image, **kwargs), np.int16)
+        assert np.abs(got - want).max() <= 1 and (got != want).mean() < 1e-3
+    regions = whole.region_map(photo, "auto:3")
+    assert np.array_equal(np.asarray(tiled.region_map(photo, "auto:3")), np.asarray(regions))
+
+
+def test_tiling_only_above_the_budget(tiny_model_path):
+    stylizer = sb.Stylizer(tiny_model_path, device="cpu")
+    pixels = stylizer_module.Pixels(torch.zeros(1, 3, 1, 1).expand(1, 3, 768, 1024), "cpu")
+    assert stylizer._tile_side(pixels, 0) is None
+    big = stylizer_module.Pixels(torch.zeros(1, 3, 1, 1).expand(1, 3, 6000, 6000), "cpu")
+    side = stylizer._tile_side(big, 0)
+    margin = tiling_network.margin(stylizer._net)
+    tile_bytes = budget.activation_bytes((side + 2 * margin) ** 2, torch.float32)
+    assert 512 <= side and tile_bytes <= 1.5e9 - budget.RUNTIME_BYTES
+    assert sb.Stylizer(tiny_model_path, device="cpu", memory_budget=50)._tile_side(big, 0) is None
+
+
+def test_memory_errors_say_what_to_do(tiny_model_path, monkeypatch):
+    photo = torch.zeros(3, 1, 1).expand(3, 300, 300)
+    with pytest.raises(sb.StyleBankError, match="memory_budget must be more than 0 GB"):
+        sb.Stylizer(tiny_model_path, device="cpu", memory_budget=0)
+    with pytest.raises(sb.StyleBankError, match="memory_budget is a number of GB"):
+        sb.Stylizer(tiny_model_path, device="cpu", memory_budget="1.5")
+    with pytest.raises(sb.StyleBankError, match=r"memory_budget=0.36 GB is too little .* 0.37 GB"):
+        sb.Stylizer(tiny_model_path, device="cpu", memory_budget=0.36).stylize(photo, style=0)
+    monkeypatch.setattr(stylizer_module, "available_memory", lambda: 1e6)
+    with pytest.raises(sb.StyleBankError, match=r"300x300 image .* only 0.00 GB of memory is free"):
+        sb.Stylizer(tiny_model_path, device="cpu").stylize(photo, style=0)

@@ -2,7 +2,7 @@
 
 `TiledNetwork` (network.py) runs a fast network tile by tile, a pass per normalisation for its
 statistics over the whole image (`TileStatistics`, statistics.py); the tiles and the regions
-they read are in grid.py.
+they read are in grid.py; how large a tile fits a memory budget is in budget.py.
 """
 
 from .network import TiledNetwork
