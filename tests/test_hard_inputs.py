@@ -154,16 +154,26 @@ def test_strength_moves_the_output_about_evenly():
     assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.39, 0.84
 
 
-def test_max_size_lifts_the_decompression_bomb_guard(tmp_path, monkeypatch):
+def test_any_image_opens_that_memory_can_hold(tmp_path, monkeypatch):
+    """PIL's fixed pixel limit (decompression bombs) gives way to what the free memory holds,
+    checked on the size decoded after --max-size (a JPEG decodes at a reduced scale)."""
+    from stylebank_fast import imageio
     from stylebank_fast.errors import DataError
 
-    big = tmp_path / "big.png"
-    Image.fromarray((synthetic_photo(0, 40, 60) * 255).astype(np.uint8)).save(big)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2400 pixels: a "bomb" to PIL now
-    with pytest.raises(DataError, match="not a readable image"):
-        open_image(big)
-    assert open_image(big, max_size=30).size == (30, 20)
-    assert Image.MAX_IMAGE_PIXELS == 500  # the guard is back for everyone else
+    photo = (synthetic_photo(0, 400, 600) * 255).astype(np.uint8)
+    png, jpeg = tmp_path / "big.png", tmp_path / "big.jpg"
+    Image.fromarray(photo[:40, :60]).save(png)
+    Image.fromarray(photo).save(jpeg)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2400 pixels: a "bomb" to PIL
+    assert open_image(png).size == (60, 40)
+    assert Image.MAX_IMAGE_PIXELS == 500  # PIL's guard is back for everyone else
+    monkeypatch.setattr(imageio, "available_memory", lambda: 60 * 40 * 4 - 1)
+    with pytest.raises(DataError, match=r"big.png is 60x40 .* more than .* memory free"):
+        open_image(png)
+    monkeypatch.setattr(imageio, "available_memory", lambda: 300_000)  # 600x400 takes 960 kB
+    with pytest.raises(DataError, match="--max-size"):
+        open_image(jpeg)
+    assert open_image(jpeg, max_size=150).size == (150, 100)  # decoded at 300x200, then scaled
 
 
 def test_alpha_goes_through_where_the_output_format_keeps_it(tiny_model_path, tmp_path):
