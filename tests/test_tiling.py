@@ -12,6 +12,7 @@ from PIL import Image
 
 import stylebank_fast as sb
 from stylebank_fast import stylizer as stylizer_module
+from stylebank_fast.cli.stylize import main
 from stylebank_fast.fast_inference import fast_model
 from stylebank_fast.tiling import TiledNetwork, budget, grid
 from stylebank_fast.tiling import network as tiling_network
@@ -228,3 +229,26 @@ def test_memory_errors_say_what_to_do(tiny_model_path, monkeypatch):
     monkeypatch.setattr(stylizer_module, "available_memory", lambda: 1e6)
     with pytest.raises(sb.StyleBankError, match=r"300x300 image .* only 0.00 GB of memory is free"):
         sb.Stylizer(tiny_model_path, device="cpu").stylize(photo, style=0)
+
+
+def test_command_line_memory_budget_and_progress(
+    tiny_model_path, small_tiles, tmp_path, capsys, monkeypatch
+):
+    photo = tmp_path / "big.png"
+    Image.fromarray((synthetic_photo(1, 70, 90) * 255).astype(np.uint8)).save(photo)
+    made = _spy_tiles(monkeypatch)
+    args = [str(photo), "--model", str(tiny_model_path), "--device", "cpu", "--style", "1"]
+    assert main([*args, "-o", str(tmp_path / "whole.png")]) == 0
+    assert not made
+    assert (
+        main([*args, "-o", str(tmp_path / "tiled.png"), "--memory-budget", str(small_tiles)]) == 0
+    )
+    assert made
+    err = capsys.readouterr().err
+    assert f"{photo}: stylizing 100% | 0m00s left" in err
+    whole, tiled = (
+        np.asarray(Image.open(tmp_path / f), np.int16) for f in ("whole.png", "tiled.png")
+    )
+    assert np.abs(whole - tiled).max() <= 1
+    assert main([*args, "-o", str(tmp_path / "x.png"), "--memory-budget", "-1"]) == 2
+    assert "--memory-budget must be more than 0 GB, got -1.0" in capsys.readouterr().err
