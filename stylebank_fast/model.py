@@ -231,13 +231,29 @@ class StyleBankNet(nn.Module):
         h, w = size
         regions = None
         if style is not None:
-            mix = self._mix(style, features.shape[0], features.device)
-            if mix.dim() == 4:
-                mix = self.feature_masks(mix, (h, w))
-                regions = region_weights(mix)
-            styled = self.bank(features, mix, mask_on)
-            features = styled if strength == 1 else torch.lerp(features, styled, strength)
+            mix, regions = self.bank_mix(style, features.shape[0], (h, w), features.device)
+            features = self.styled_features(features, mix, mask_on, strength)
         return self.decoder(features, regions)[..., :h, :w]
+
+    def bank_mix(
+        self, style: StyleSpec, n: int, size: tuple[int, int], device: torch.device
+    ) -> tuple[Tensor, Tensor | None]:
+        """The `bank_conv2d` mix of `style` (not None; see `forward`) for `n` images of `size`
+        (H, W), masks at the feature map's size; and with masks, the region weights for the
+        decoder's normalisations (else None)."""
+        mix = self._mix(style, n, device)
+        if mix.dim() != 4:
+            return mix, None
+        mix = self.feature_masks(mix, size)
+        return mix, region_weights(mix)
+
+    def styled_features(
+        self, features: Tensor, mix: Tensor, mask_on: str = "output", strength: float = 1.0
+    ) -> Tensor:
+        """The banks' features for `mix` (from `bank_mix`), blended with `features` by
+        `strength`."""
+        styled = self.bank(features, mix, mask_on)
+        return styled if strength == 1 else torch.lerp(features, styled, strength)
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         """The size an h x w image is padded to (bottom/right) before encoding: a multiple of
@@ -267,5 +283,10 @@ class StyleBankNet(nn.Module):
         pad_h, pad_w = padded_h - h, padded_w - w
         if pad_h == 0 and pad_w == 0:
             return images
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+        return F.pad(images, (0, pad_w, 0, pad_h), mode=self.pad_mode(h, w))
+
+    def pad_mode(self, h: int, w: int) -> str:
+        """How an h x w image is padded to `padded_size`: "reflect", or "replicate" for images
+        too small to reflect."""
+        padded_h, padded_w = self.padded_size(h, w)
+        return "reflect" if padded_h - h < h and padded_w - w < w else "replicate"

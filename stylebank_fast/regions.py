@@ -1,5 +1,6 @@
-"""Regions for region fusion: label maps (arrays or mask images), K-means on encoder features
-(the paper's Fig. 10), feathering, and the per-pixel bank masks they become."""
+"""Regions for region fusion: label maps (arrays or mask images) and K-means on encoder
+features (the paper's Fig. 10), as labels an image's rows are looked up in a band at a time
+(`Labels`); region_maps.py makes them the feature map's region weights."""
 
 from __future__ import annotations
 
@@ -16,16 +17,22 @@ from .imageio import open_image
 
 __all__ = [
     "LabelSource",
+    "Labels",
     "label_map",
+    "label_source",
     "parse_auto",
     "kmeans",
-    "cluster_centres",
-    "assign_labels",
     "cluster_labels",
-    "region_masks",
+    "feature_clusters",
+    "cluster_centres",
+    "nearest_centres",
+    "cell_labels",
 ]
 
 LabelSource = Union[str, "os.PathLike[str]", np.ndarray, Tensor]
+# runs the encoder, handing each block of features [N,C,h,w] (its rows and columns of the
+# feature map) to its argument: the whole map at once, or tile by tile
+EncodeFn = Callable[[Callable[[slice, slice, Tensor], None]], None]
 
 
 def parse_auto(regions: object) -> int | None:
@@ -38,12 +45,31 @@ def parse_auto(regions: object) -> int | None:
     return int(count)
 
 
-def label_map(source: LabelSource, size: tuple[int, int]) -> tuple[Tensor, int]:
-    """Region labels [H,W] (int64, 0..R-1) at `size` (H, W), and R.
+class Labels:
+    """Region labels (0..count-1) of N images of size (H, W), looked up a band of rows at a time
+    in a dense map [N,h,w] through nearest-neighbour indices (`rows` [H] and `cols` [W] of the
+    map), so that a large image's labels are never all in memory."""
+
+    def __init__(self, dense: Tensor, count: int, rows: Tensor, cols: Tensor) -> None:
+        self.dense, self.count = dense, count
+        self._rows, self._cols = rows.to(dense.device), cols.to(dense.device)
+        self.n = dense.shape[0]
+        self.size = (len(rows), len(cols))
+
+    def band(self, rows: slice = slice(None)) -> Tensor:
+        """Labels [N,b,W] (int64) of the image's rows `rows`."""
+        return self.dense[:, self._rows[rows]][:, :, self._cols].long()
+
+    def to(self, device: torch.device) -> Labels:
+        return Labels(self.dense.to(device), self.count, self._rows, self._cols)
+
+
+def label_source(source: LabelSource, size: tuple[int, int]) -> Labels:
+    """The region labels of an image of `size` (H, W) from a label map.
 
     `source` is a label array [h,w], a colour array [h,w,3], or a path to a label or colour
     image. Each distinct value (or colour) is one region, numbered in sorted order; a map of
-    another size is resized (nearest neighbour).
+    another size is resized (nearest neighbour, as F.interpolate's "nearest-exact").
     """
     if isinstance(source, Tensor):
         array = source.detach().cpu().numpy()
@@ -52,37 +78,62 @@ def label_map(source: LabelSource, size: tuple[int, int]) -> tuple[Tensor, int]:
     else:
         array = np.asarray(open_image(source, mode=None))
     if array.ndim == 3 and array.shape[2] in (3, 4):  # colour: one integer per RGB colour
-        rgb = array[..., :3].astype(np.int64)
-        array = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        packed = array[..., 0].astype(np.int32) << 16
+        packed |= array[..., 1].astype(np.int32) << 8
+        packed |= array[..., 2]
+        array = packed
     if array.ndim != 2 or array.size == 0:
         raise StyleBankError(
             f"a region map must be a label array [H,W] or a colour image, got shape {array.shape}"
         )
-    labels, count = _dense_labels(array)
-    labels = torch.from_numpy(labels)
-    if tuple(labels.shape) != tuple(size):
-        labels = F.interpolate(labels[None, None].double(), size=size, mode="nearest-exact")
-        labels = labels[0, 0].long()
-    return labels, count
+    dense, count = _dense_labels(array)
+    rows, cols = (_nearest(n, size[i]) for i, n in enumerate(dense.shape))
+    return Labels(torch.from_numpy(dense)[None], count, rows, cols)
+
+
+def label_map(source: LabelSource, size: tuple[int, int]) -> tuple[Tensor, int]:
+    """Region labels [H,W] (int64, 0..R-1) at `size` (H, W), and R: `label_source`'s labels
+    all at once."""
+    labels = label_source(source, size)
+    return labels.band()[0], labels.count
+
+
+def _nearest(length: int, size: int) -> Tensor:
+    """Indices [size] of the pixels nearest-exact resizing takes from a row of `length`."""
+    ramp = torch.arange(length, dtype=torch.float64)
+    if length == size:
+        return ramp.long()
+    return F.interpolate(ramp[None, None], size=size, mode="nearest-exact")[0, 0].long()
 
 
 def _dense_labels(array: np.ndarray) -> tuple[np.ndarray, int]:
-    """The values of `array` renumbered 0..R-1 in sorted order (int64, same shape), and R.
+    """The values of `array` renumbered 0..R-1 in sorted order (same shape, the smallest
+    integer type that holds them), and R.
 
     Integer maps with a modest value range (label maps; colours packed in 24 bits) take a
     lookup table, linear in the pixels; np.unique would sort them all.
     """
-    if array.dtype.kind in "iub" and array.size:
-        low = int(array.min())
-        span = int(array.max()) - low + 1
+    if array.dtype == bool:
+        array = array.view(np.uint8)
+    if array.dtype.kind in "iu" and array.size:
+        low, high = int(array.min()), int(array.max())
+        span = high - low + 1
         if span <= max(1 << 24, array.size):
-            shifted = array.astype(np.int64) - low
+            wide = np.int32 if -(1 << 31) <= low and high < 1 << 31 else np.int64
+            shifted = array.astype(wide)
+            shifted -= low
             present = np.zeros(span, bool)
             present[shifted.ravel()] = True
-            lookup = np.cumsum(present) - 1
-            return lookup[shifted], int(present.sum())
+            count = int(present.sum())
+            lookup = (np.cumsum(present) - 1).astype(_label_type(count))
+            return lookup[shifted], count
     values, labels = np.unique(array, return_inverse=True)
-    return labels.reshape(array.shape).astype(np.int64), len(values)
+    return labels.reshape(array.shape).astype(_label_type(len(values))), len(values)
+
+
+def _label_type(count: int) -> type:
+    """The smallest integer type for labels 0..count-1 (that torch also has)."""
+    return np.uint8 if count <= 256 else np.int16 if count <= 1 << 15 else np.int32
 
 
 def kmeans(points: Tensor, n: int, iterations: int = 20, seed: int = 0) -> Tensor:
@@ -105,78 +156,83 @@ def kmeans(points: Tensor, n: int, iterations: int = 20, seed: int = 0) -> Tenso
     return centres
 
 
+def feature_clusters(
+    encode: EncodeFn, shape: tuple[int, int, int], n: int, sample: int = 4096
+) -> Tensor:
+    """Labels [N,h,w] of `n` regions found by K-means, image by image, on the encoder's
+    features of N images (`shape` (N, h, w): the feature map's), which `encode` hands over a
+    block at a time (twice: for the sample, then for the labels).
+
+    Fitted on at most `sample` feature pixels (fixed seed, the same pixels in every image);
+    regions are numbered from the largest to the smallest.
+    """
+    count, h, w = shape
+    g = torch.Generator().manual_seed(0)
+    subset = torch.randperm(h * w, generator=g)[:sample]
+    at_row, at_col = subset // w, subset % w
+    points: list[Tensor] = []  # [N, sample, C], filled block by block
+
+    def gather(rows: slice, cols: slice, features: Tensor) -> None:
+        if not points:
+            points.append(features.new_empty(count, len(subset), features.shape[1]))
+        inside = (at_row >= rows.start) & (at_row < rows.stop)
+        inside &= (at_col >= cols.start) & (at_col < cols.stop)
+        where = inside.nonzero()[:, 0]
+        r, c = (
+            (at_row[where] - rows.start).to(features.device),
+            (at_col[where] - cols.start).to(features.device),
+        )
+        points[0][:, where.to(features.device)] = features[:, :, r, c].transpose(1, 2)
+
+    encode(gather)
+    centres = [kmeans(p, n).to(p) for p in points[0]]
+    labels = torch.empty(count, h, w, dtype=torch.long, device=points[0].device)
+
+    def assign(rows: slice, cols: slice, features: Tensor) -> None:
+        pixels = features.flatten(2).transpose(1, 2)  # [N, pixels, C]
+        for i in range(count):
+            nearest = torch.cdist(pixels[i], centres[i]).argmin(dim=1)
+            labels[i, rows, cols] = nearest.view(rows.stop - rows.start, cols.stop - cols.start)
+
+    encode(assign)
+    for image in labels:  # renumbered from the largest region
+        sizes = torch.bincount(image.flatten(), minlength=n)
+        image.copy_(torch.argsort(torch.argsort(sizes, descending=True, stable=True))[image])
+    return labels
+
+
 def cluster_centres(features: Tensor, n: int, sample: int = 4096) -> Tensor:
-    """`n` K-means centres [n,C] of `features` [C,h,w] (from `StyleBankNet.encode`), fitted
-    on at most `sample` feature pixels (fixed seed), ordered from the largest region to the
-    smallest."""
+    """`n` K-means centres [n,C] of one image's features [C,h,w], fitted on at most `sample`
+    feature pixels (fixed seed), ordered from the largest region to the smallest: a clip's
+    first frame, whose centres label the frames after it (`nearest_centres`)."""
     c, h, w = features.shape
     points = features.reshape(c, h * w).T
-    g = torch.Generator().manual_seed(0)
-    subset = torch.randperm(len(points), generator=g)[:sample].to(points.device)
-    centres = kmeans(points[subset], n).to(points)
+    subset = torch.randperm(h * w, generator=torch.Generator().manual_seed(0))[:sample]
+    centres = kmeans(points[subset.to(points.device)], n).to(points)
     sizes = torch.bincount(torch.cdist(points, centres).argmin(dim=1), minlength=n)
     return centres[torch.argsort(sizes, descending=True, stable=True)]
 
 
-def assign_labels(features: Tensor, centres: Tensor, size: tuple[int, int]) -> Tensor:
-    """Labels [H,W]: the nearest of `centres` [n,C] to each feature pixel of `features`
-    [C,h,w] (feature pixel (i, j) covers image pixels [4i, 4i+4) x [4j, 4j+4))."""
-    c, h, w = features.shape
-    labels = torch.cdist(features.reshape(c, h * w).T, centres.to(features)).argmin(dim=1)
-    full = F.interpolate(labels.reshape(1, 1, h, w).float(), scale_factor=4, mode="nearest")
-    return full[0, 0, : size[0], : size[1]].long()  # exact: labels < 2^24
+def nearest_centres(features: Tensor, centres: Tensor) -> Tensor:
+    """Labels [N,h,w]: the nearest of `centres` [n,C] to each pixel of `features` [N,C,h,w]."""
+    n, c, h, w = features.shape
+    pixels = features.flatten(2).transpose(1, 2)  # [N, pixels, C]
+    return torch.cdist(pixels, centres.to(features)[None]).argmin(dim=2).view(n, h, w)
+
+
+def cell_labels(dense: Tensor, count: int, size: tuple[int, int], cell: int = 4) -> Labels:
+    """The labels of images of `size` (H, W) whose cell x cell blocks (feature pixels) have
+    the labels `dense` [N,h,w] (the image's last blocks may be cut short)."""
+    return Labels(dense, count, torch.arange(size[0]) // cell, torch.arange(size[1]) // cell)
 
 
 def cluster_labels(features: Tensor, n: int, size: tuple[int, int], sample: int = 4096) -> Tensor:
-    """Labels [H,W] of `n` regions found by K-means on `features` [C,h,w], numbered from the
-    largest region to the smallest (`cluster_centres`, then `assign_labels`)."""
-    return assign_labels(features, cluster_centres(features, n, sample), size)
+    """Labels [H,W] of `n` regions found by K-means on `features` [C,h,w] (from
+    `StyleBankNet.encode`: feature pixel (i, j) covers image pixels [4i, 4i+4) x [4j, 4j+4));
+    `feature_clusters` on one image, all at once."""
+    _, h, w = features.shape
 
+    def encode(consume: Callable[[slice, slice, Tensor], None]) -> None:
+        consume(slice(0, h), slice(0, w), features[None])
 
-def _box_mean(maps: Tensor, radius: int, dim: int) -> Tensor:
-    """Mean over a (2*radius+1)-pixel window along `dim`, edges replicated, from prefix sums:
-    the cost does not grow with the radius."""
-    n = maps.shape[dim]
-    zero = torch.zeros_like(maps.narrow(dim, 0, 1))
-    prefix = torch.cat([zero, maps.cumsum(dim)], dim)  # prefix[j + 1] = x[0] + ... + x[j]
-    first, last = maps.narrow(dim, 0, 1), maps.narrow(dim, n - 1, 1)
-    shape = [1] * maps.dim()
-    shape[dim] = n
-
-    def extended_prefix(j: Tensor) -> Tensor:
-        """Sums up to j of the edge-replicated row, for any j (beyond either edge too)."""
-        inside = prefix.index_select(dim, j.clamp(-1, n - 1) + 1)
-        beyond = (j - (n - 1)).clamp_min(0).view(shape).to(maps) * last
-        before = (j + 1).clamp_max(0).view(shape).to(maps) * first
-        return inside + beyond + before
-
-    index = torch.arange(n, device=maps.device)
-    total = extended_prefix(index + radius) - extended_prefix(index - radius - 1)
-    return total / (2 * radius + 1)
-
-
-def _box_blur(maps: Tensor, radius: int) -> Tensor:
-    """Separable box blur of [N,R,H,W] with a (2*radius+1)-pixel window. Edges are replicated,
-    so maps that sum to 1 per pixel still do."""
-    return _box_mean(_box_mean(maps, radius, 3), radius, 2)
-
-
-def region_masks(
-    labels: Tensor,
-    weights: Tensor,
-    feather: int = 0,
-    resize: Callable[[Tensor], Tensor] | None = None,
-) -> Tensor:
-    """Bank masks [N,K,H',W'] from region labels [N,H,W] (0..R-1) and each region's bank
-    weights [R,K] (rows summing to 1). `feather` > 0 softens region borders over that many
-    pixels on each side (the masks still sum to 1 at every pixel).
-
-    `resize` maps the R region maps [N,R,H,W] to another resolution before they become K bank
-    masks, e.g. `StyleBankNet.feature_masks`, so the K masks are never built at image size.
-    """
-    regions = F.one_hot(labels, weights.shape[0]).permute(0, 3, 1, 2).to(weights)
-    if feather > 0:
-        regions = _box_blur(regions, feather)
-    if resize is not None:
-        regions = resize(regions)
-    return torch.einsum("nrhw,rk->nkhw", regions, weights)
+    return cell_labels(feature_clusters(encode, (1, h, w), n, sample), n, size).band()[0]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -17,17 +18,39 @@ from .color import transfer_luminance
 from .devices import resolve_device
 from .errors import StyleBankError
 from .fast_inference import fast_model
-from .imageio import open_image, to_pil, to_tensor
+from .imageio import open_image
+from .memory import available_memory, gigabytes
 from .model import StyleBankNet
 from .painting_styles import LearntStyle, PaintingInput, add_painting_style
-from .regions import LabelSource, cluster_labels, label_map, parse_auto, region_masks
+from .pixels import Canvas, Pixels
+from .progress import WorkProgress
+from .region_maps import feature_regions
+from .regions import Labels, LabelSource, cell_labels, feature_clusters, label_source, parse_auto
 from .style_learning import LearnSettings
 from .styles import Style, blend_weights
+from .tiling import TiledNetwork
+from .tiling.budget import (
+    MIN_TILE,
+    RUNTIME_BYTES,
+    activation_bytes,
+    smallest_tile_bytes,
+    tile_side,
+)
+from .tiling.network import TileProgressFn
 from .training import ProgressFn
 
-__all__ = ["BUILTIN_MODEL", "REGION_COLOURS", "Stylizer", "ImageInput", "Style", "resolve_model"]
+__all__ = [
+    "BUILTIN_MODEL",
+    "DEFAULT_MEMORY_BUDGET",
+    "REGION_COLOURS",
+    "Stylizer",
+    "ImageInput",
+    "Style",
+    "resolve_model",
+]
 
 BUILTIN_MODEL = Path(__file__).parent / "assets" / "builtin.sbk"
+DEFAULT_MEMORY_BUDGET = 1.5  # GB a stylization may take besides the images (docs/stylize.md)
 
 # Colours of regions 0, 1, 2, ... in region maps (then repeating): distinct, named in docs.
 REGION_COLOURS = np.array(
@@ -84,6 +107,10 @@ class Stylizer:
             the same function, faster (docs/stylize.md has the measurements).
         bfloat16: run the fast network's convolutions in bfloat16 (faster on CPUs with
             AVX512-BF16 or AMX, and on recent GPUs; slightly less exact: docs/stylize.md).
+        memory_budget: GB of memory a stylization may take, the input and output images
+            aside; larger images are stylized in tiles, with the same output (each
+            normalisation's statistics are the whole image's), a few times slower. The
+            memory free on the machine caps it too. `float("inf")`: never tile.
 
     Example:
         >>> stylizer = Stylizer("model.sbk")
@@ -96,7 +123,13 @@ class Stylizer:
         device: str = "auto",
         fast: bool = True,
         bfloat16: bool = False,
+        memory_budget: float = DEFAULT_MEMORY_BUDGET,
     ) -> None:
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)):
+            raise StyleBankError(f"memory_budget is a number of GB, got {memory_budget!r}")
+        if not memory_budget > 0:
+            raise StyleBankError(f"memory_budget must be more than 0 GB, got {memory_budget}")
+        self.memory_budget = float(memory_budget)
         self.device = resolve_device(device)
         model = resolve_model(model)
         if model.n_styles == 0:
@@ -111,6 +144,8 @@ class Stylizer:
             if fast
             else self.model
         )
+        self._tiled_net = self._net if fast else None  # tiles run the fast network: made on need
+        self._dtype = (torch.bfloat16 if bfloat16 else torch.float32) if fast else None
 
     def learn_style(
         self,
@@ -150,6 +185,7 @@ class Stylizer:
         feather: int = 0,
         strength: float = 1.0,
         preserve_color: bool = False,
+        progress: bool | TileProgressFn = False,
     ) -> Image.Image | Tensor:
         """Stylize one image (or a batch of tensors); the output has the input's size.
 
@@ -169,6 +205,9 @@ class Stylizer:
                 in between the output moves about evenly (0.5 is about half way), through a
                 blend of the bank's and the encoder's features (`feature_blend`).
             preserve_color: keep the photo's colours (only the luminance is stylized).
+            progress: for an image stylized in tiles (see `memory_budget`): True prints
+                "stylizing 37% | 1m20s left" lines to stderr; or a callback
+                `(stage, work done, all work, seconds)` (`tiling.TiledNetwork`).
         """
         if not 0 <= strength <= 1:
             raise StyleBankError(f"strength must be between 0 and 1, got {strength}")
@@ -178,63 +217,95 @@ class Stylizer:
             raise StyleBankError(
                 f"feather={feather} softens region borders: it needs regions (and region_styles)"
             )
-        images, was_tensor = self._as_batch(image)
+        pixels = self._pixels(image)
+        canvas = Canvas(pixels, image if pixels.is_tensor else None)  # not an inference tensor
+        report = WorkProgress() if progress is True else progress or None
+        blend = feature_blend(strength)
         with torch.inference_mode():
-            mix = self._mix(images, style, regions, region_styles, feather)
-            out = self.stylize_batch(images, mix, strength, preserve_color)
-        if not was_tensor:
-            return to_pil(out[0])
-        # a clone outside inference mode is an ordinary tensor (in-place ops, autograd allowed)
-        out = out.to(device=image.device, dtype=image.dtype).clone()
-        return out if image.dim() == 4 else out[0]
+            # the output (and PIL's copy of it) takes free memory where it lies, not budget
+            held = canvas.nbytes() * (1 if pixels.is_tensor else 7 / 3)
+            held *= canvas.device.type == self.device.type
+            side = self._tile_side(pixels, held)
+            tiles = None if side is None else self._tiles(pixels, side, report)
+            mix = self._mix(pixels, style, regions, region_styles, feather, tiles)
+            if mix.dim() == 4:  # the masks and region weights are held through the run
+                side = self._tile_side(pixels, held, 2 * mix.numel() * mix.element_size())
+                if side is not None:
+                    tiles = tiles or self._tiles(pixels, side, report)
+                    tiles.retile(side)  # the encoder's statistics are kept
 
-    def stylize_batch(
-        self,
-        images: Tensor,
-        mix: Tensor,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        features: Tensor | None = None,
-    ) -> Tensor:
-        """Stylize float images [N,3,H,W] in [0,1] on the model's device with the network's
-        own style argument `mix`: bank weights [N|1,K] (rows summing to 1; one blend per
-        image), or masks [N|1,K,h,w] from `region_mix`. Returns [N,3,H,W] in [0,1]. The
-        building block of `stylize` and of video, where every frame can have its own mix;
-        `features` (from `encode`, filtered over time by video) replaces the images' own."""
-        with torch.inference_mode():
-            if features is None:
-                features = self._net.encode(images)
-            size = images.shape[-2:]
-            out = self._net.decode(features, size, mix, strength=feature_blend(strength))
-            out = out.clamp(0, 1)
-            return transfer_luminance(images, out) if preserve_color else out
+            def write(rows: slice, cols: slice, out: Tensor, inputs: Tensor | None = None) -> None:
+                out = out.clamp(0, 1)
+                if preserve_color:
+                    inputs = pixels.read(rows, cols) if inputs is None else inputs
+                    out = transfer_luminance(inputs, out)
+                canvas.write(rows, cols, out)
 
-    def region_mix(
-        self, labels: Tensor, region_styles: Sequence[Style], size: tuple[int, int], feather: int
-    ) -> Tensor:
-        """Bank masks (the `mix` of `stylize_batch`) for region labels [N|1,H,W] (0..R-1) at
-        image size `size`, one style per region."""
-        weights = torch.stack([self.style_weights(s) for s in region_styles]).to(self.device)
+            if side is None:
+                images = pixels.read()
+                write(slice(None), slice(None), self._net(images, mix, strength=blend), images)
+            else:
+                tiles.stylize(mix, write, strength=blend)
+        return canvas.result()
 
-        def to_features(maps: Tensor) -> Tensor:
-            return self.model.feature_masks(maps, size)
+    def _tile_side(self, pixels: Pixels, held: float, budgeted: float = 0) -> int | None:
+        """The side of the tiles to stylize `pixels` in, or None to stylize them whole: the
+        network may take what the memory budget leaves beside the process itself and
+        `budgeted` bytes (masks), and what the free memory leaves beside those and `held`
+        bytes (the output image, not written yet)."""
+        room = self.memory_budget * 1e9 - RUNTIME_BYTES - budgeted
+        free = self._free_memory()
+        free_room = None if free is None else free - budgeted - held
+        if free_room is not None:
+            room = min(room, free_room)
+        pixel_count = pixels.n * math.prod(self.model.padded_size(*pixels.size))
+        if activation_bytes(pixel_count, self._dtype) <= room:
+            return None
+        net = self._tiling_net()
+        needed = smallest_tile_bytes(net, pixels.n)
+        if room >= needed:
+            return tile_side(net, pixels.n, room)
+        h, w = pixels.size
+        if free_room is not None and room == free_room:
+            raise StyleBankError(
+                f"stylizing a {w}x{h} image needs {gigabytes(held)} for its output and at "
+                f"least {gigabytes(needed + budgeted)} more for the network, but only "
+                f"{gigabytes(free)} of memory is free: free some, or scale the image down "
+                "(max_size, --max-size)"
+            )
+        raise StyleBankError(
+            f"memory_budget={self.memory_budget:g} GB is too little for a {w}x{h} image: the "
+            f"process takes about {gigabytes(RUNTIME_BYTES)} and even tiles of {MIN_TILE} "
+            f"pixels {gigabytes(needed + budgeted)} more; allow at least "
+            f"{gigabytes(RUNTIME_BYTES + needed + budgeted)}"
+        )
 
-        return region_masks(labels.to(self.device), weights, feather, to_features)
+    def _free_memory(self) -> float | None:
+        """Bytes free where the network runs: the machine's memory, or the GPU's."""
+        if self.device.type == "cuda":
+            return float(torch.cuda.mem_get_info(self.device)[0])
+        return available_memory()
 
-    def encode(self, images: Tensor) -> Tensor:
-        """Encoder features [N,C,h,w] of float images [N,3,H,W] (see `StyleBankNet.encode`)."""
-        with torch.inference_mode():
-            return self._net.encode(images.to(self.device))
+    def _tiling_net(self) -> StyleBankNet:
+        """The fast network that tiles run (made for a Stylizer with fast=False)."""
+        if self._tiled_net is None:
+            self._tiled_net = fast_model(self.model)
+        return self._tiled_net
+
+    def _tiles(self, pixels: Pixels, side: int, progress: TileProgressFn | None) -> TiledNetwork:
+        return TiledNetwork(self._tiling_net(), pixels.read, pixels.size, side, pixels.n, progress)
 
     def _mix(
         self,
-        images: Tensor,
+        pixels: Pixels,
         style: Style | None,
         regions: LabelSource | str | None,
         region_styles: Sequence[Style] | None,
         feather: int,
+        tiles: TiledNetwork | None,
     ) -> Tensor:
-        """The model's `style` argument: weights [1,K], or masks [N,K,H,W] for regions."""
+        """The model's `style` argument: weights [1,K], or masks [N,K,h,w] at the feature map's
+        size for regions (`tiles`: how to run the encoder for auto:N, None: whole)."""
         if regions is None:
             if region_styles is not None:
                 raise StyleBankError("region styles were given without regions")
@@ -248,8 +319,8 @@ class Stylizer:
             raise StyleBankError("give either a style or regions with region styles, not both")
         if not region_styles:
             raise StyleBankError("regions need region styles: one style per region")
-        h, w = images.shape[-2:]
-        labels, count = self._labels(images, regions)
+        labels = self._labels(pixels, regions, tiles)
+        count = labels.count
         what = (
             f"regions {regions}" if parse_auto(regions) else f"the region map has {count} regions"
         )
@@ -258,48 +329,100 @@ class Stylizer:
                 f"{what} but {len(region_styles)} region styles were given "
                 f"({', '.join(map(str, region_styles))}); give one style per region"
             )
-        return self.region_mix(labels, region_styles, (h, w), feather)
+        return self.region_mix(labels, region_styles, feather)
 
-    def _labels(self, images: Tensor, regions: LabelSource | str) -> tuple[Tensor, int]:
-        """Region labels [N|1,H,W] (0..R-1) for `images` [N,3,H,W], and R."""
-        h, w = images.shape[-2:]
+    def region_mix(self, labels: Labels, region_styles: Sequence[Style], feather: int) -> Tensor:
+        """Bank masks (the `mix` of `stylize_batch`) [N,K,h,w] at the feature map's size, for
+        region `labels` (see `regions.label_source`, `regions.cell_labels`), one style per
+        region."""
+        weights = torch.stack([self.style_weights(s) for s in region_styles]).to(self.device)
+        padded = self.model.padded_size(*labels.size)
+        maps = feature_regions(labels.to(self.device), padded, feather)
+        return torch.einsum("nrhw,rk->nkhw", maps, weights)
+
+    def stylize_batch(
+        self,
+        images: Tensor,
+        mix: Tensor,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        features: Tensor | None = None,
+    ) -> Tensor:
+        """Stylize float images [N,3,H,W] in [0,1] on the model's device, whole (no tiling),
+        with the network's own style argument `mix`: bank weights [N|1,K] (rows summing to
+        1; one blend per image), or masks [N|1,K,h,w] from `region_mix`. Returns [N,3,H,W]
+        in [0,1]. The building block of video, where every frame can have its own mix;
+        `features` (from `encode`, filtered over time by video) replaces the images' own."""
+        with torch.inference_mode():
+            if features is None:
+                features = self._net.encode(images)
+            size = images.shape[-2:]
+            out = self._net.decode(features, size, mix, strength=feature_blend(strength))
+            out = out.clamp(0, 1)
+            return transfer_luminance(images, out) if preserve_color else out
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Encoder features [N,C,h,w] of float images [N,3,H,W] (see `StyleBankNet.encode`)."""
+        with torch.inference_mode():
+            return self._net.encode(images.to(self.device))
+
+    def _labels(
+        self, pixels: Pixels, regions: LabelSource | str, tiles: TiledNetwork | None
+    ) -> Labels:
+        """The region labels of `pixels` (for one image, or each; 0..R-1)."""
         count = parse_auto(regions)
-        if count is not None:
-            features = self._net.encode(images)
-            return torch.stack([cluster_labels(f, count, (h, w)) for f in features]), count
-        labels, count = label_map(regions, (h, w))
-        return labels[None], count
+        if count is None:
+            return label_source(regions, pixels.size)
+        h, w = (side // 4 for side in self.model.padded_size(*pixels.size))
+
+        def encode(consume: Callable[[slice, slice, Tensor], None]) -> None:
+            if tiles is None:
+                consume(slice(0, h), slice(0, w), self._net.encode(pixels.read()))
+            else:
+                tiles.encode(consume, "finding regions")
+
+        dense = feature_clusters(encode, (pixels.n, h, w), count)
+        return cell_labels(dense, count, pixels.size)
 
     def region_map(self, image: ImageInput, regions: LabelSource | str) -> Image.Image:
         """The regions `stylize` would use for `image`, as a colour image: region i in
         `REGION_COLOURS[i]` (label maps number their regions by sorted value, auto:N from the
         largest region to the smallest)."""
-        images, _ = self._as_batch(image)
+        pixels = self._pixels(image)
+        h, w = pixels.size
+        colours = np.empty((h, w, 3), np.uint8)
         with torch.inference_mode():
-            labels, _ = self._labels(images[:1], regions)
-        return Image.fromarray(REGION_COLOURS[labels[0].cpu().numpy() % len(REGION_COLOURS)], "RGB")
+            side = self._tile_side(pixels, colours.nbytes)
+            labels = self._labels(pixels, regions, side and self._tiles(pixels, side, None))
+            step = max(1, (32 << 20) // (8 * w))  # rows of int64 labels at a time
+            for start in range(0, h, step):
+                band = labels.band(slice(start, start + step))[0].cpu().numpy()
+                colours[start : start + step] = REGION_COLOURS[band % len(REGION_COLOURS)]
+        return Image.fromarray(colours, "RGB")
 
-    def _as_batch(self, image: ImageInput) -> tuple[Tensor, bool]:
-        """`image` as float [N,3,H,W] on the model's device, and whether it was a tensor."""
+    def _pixels(self, image: ImageInput) -> Pixels:
+        """`image` as `Pixels` for the model's device: a tensor as given (float [N,3,H,W]), any
+        other image as 8-bit RGB."""
         if isinstance(image, Tensor):
             if image.dim() not in (3, 4) or image.shape[-3] != 3 or not image.is_floating_point():
                 raise StyleBankError(
                     "an image tensor must be float [3,H,W] or [N,3,H,W] in [0,1], got "
                     f"{image.dtype} {list(image.shape)}"
                 )
-            batch = image if image.dim() == 4 else image[None]
-            return batch.to(self.device, torch.float32), True
+            return Pixels(image if image.dim() == 4 else image[None], self.device)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise StyleBankError(
                     f"an image array must be uint8 [H,W,3], got {image.dtype} {list(image.shape)}"
                 )
-            image = Image.fromarray(image, "RGB")
-        elif isinstance(image, (str, os.PathLike)):
+            return Pixels(image, self.device)
+        if isinstance(image, (str, os.PathLike)):
             image = open_image(image)
         elif not isinstance(image, Image.Image):
             raise StyleBankError(
                 "image must be a PIL image, a path, a uint8 array [H,W,3] or a float tensor, "
                 f"got {type(image).__name__}"
             )
-        return to_tensor(image).to(self.device), False
+        return Pixels(
+            np.asarray(image if image.mode == "RGB" else image.convert("RGB")), self.device
+        )

@@ -23,7 +23,14 @@ from torch import Tensor
 from ._files import atomic_write
 from .errors import StyleBankError
 from .progress import Progress
-from .regions import LabelSource, assign_labels, cluster_centres, label_map, parse_auto
+from .regions import (
+    LabelSource,
+    cell_labels,
+    cluster_centres,
+    label_source,
+    nearest_centres,
+    parse_auto,
+)
 from .style_schedule import StyleSchedule, parse_schedule
 from .styles import Style
 from .stylizer import Stylizer
@@ -107,9 +114,9 @@ class _Mixer:
             if not region_styles:
                 raise StyleBankError("regions need region styles: one style per region")
             if self.count is None:
-                labels, count = label_map(regions, size)
-                self._check_count(count, f"the region map has {count} regions")
-                self.fixed = stylizer.region_mix(labels[None], region_styles, size, feather)
+                labels = label_source(regions, size)
+                self._check_count(labels.count, f"the region map has {labels.count} regions")
+                self.fixed = stylizer.region_mix(labels, region_styles, feather)
             else:
                 self._check_count(self.count, f"regions auto:{self.count}")
         elif isinstance(style, StyleSchedule):
@@ -132,8 +139,9 @@ class _Mixer:
         if self.count is not None:
             if self.centres is None:
                 self.centres = cluster_centres(features[0], self.count)
-            labels = torch.stack([assign_labels(f, self.centres, self.size) for f in features])
-            return stylizer.region_mix(labels, self.region_styles, self.size, self.feather)
+            dense = nearest_centres(features, self.centres)
+            labels = cell_labels(dense, self.count, self.size)
+            return stylizer.region_mix(labels, self.region_styles, self.feather)
         if isinstance(self.style, StyleSchedule):
             weights = self.style.weights(stylizer.list_styles(), seconds)
             return weights.float().to(stylizer.device)

@@ -10,7 +10,8 @@ from PIL import Image
 
 import stylebank_fast as sb
 from stylebank_fast.imageio import open_image
-from stylebank_fast.regions import region_masks
+from stylebank_fast.region_maps import feature_regions
+from stylebank_fast.regions import label_source
 from stylebank_fast.stylize import main
 
 
@@ -103,11 +104,11 @@ def test_feather_needs_regions(tiny_model_path, tmp_path, capsys):
 
 
 def test_any_feather_radius_gives_masks_that_sum_to_one():
-    labels = torch.zeros(1, 40, 50, dtype=torch.long)
-    labels[:, :, 25:] = 1
-    weights = torch.eye(2)
-    small = region_masks(labels, weights, feather=3)
-    huge = region_masks(labels, weights, feather=100_000)  # prefix sums: no 200001-px window
+    array = np.zeros((40, 50), int)
+    array[:, 25:] = 1
+    labels = label_source(array, array.shape)
+    small = feature_regions(labels, (40, 50), feather=3, cell=1)
+    huge = feature_regions(labels, (40, 50), feather=100_000, cell=1)  # no 200001-px window
     for masks in (small, huge):
         torch.testing.assert_close(masks.sum(1), torch.ones(1, 40, 50))
     assert small[0, 0, 0, 21] > 0.99 and 0.4 < small[0, 0, 0, 24] < 0.6
@@ -153,16 +154,26 @@ def test_strength_moves_the_output_about_evenly():
     assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.39, 0.84
 
 
-def test_max_size_lifts_the_decompression_bomb_guard(tmp_path, monkeypatch):
+def test_any_image_opens_that_memory_can_hold(tmp_path, monkeypatch):
+    """PIL's fixed pixel limit (decompression bombs) gives way to what the free memory holds,
+    checked on the size decoded after --max-size (a JPEG decodes at a reduced scale)."""
+    from stylebank_fast import imageio
     from stylebank_fast.errors import DataError
 
-    big = tmp_path / "big.png"
-    Image.fromarray((synthetic_photo(0, 40, 60) * 255).astype(np.uint8)).save(big)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2400 pixels: a "bomb" to PIL now
-    with pytest.raises(DataError, match="not a readable image"):
-        open_image(big)
-    assert open_image(big, max_size=30).size == (30, 20)
-    assert Image.MAX_IMAGE_PIXELS == 500  # the guard is back for everyone else
+    photo = (synthetic_photo(0, 400, 600) * 255).astype(np.uint8)
+    png, jpeg = tmp_path / "big.png", tmp_path / "big.jpg"
+    Image.fromarray(photo[:40, :60]).save(png)
+    Image.fromarray(photo).save(jpeg)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2400 pixels: a "bomb" to PIL
+    assert open_image(png).size == (60, 40)
+    assert Image.MAX_IMAGE_PIXELS == 500  # PIL's guard is back for everyone else
+    monkeypatch.setattr(imageio, "available_memory", lambda: 60 * 40 * 4 - 1)
+    with pytest.raises(DataError, match=r"big.png is 60x40 .* more than .* memory free"):
+        open_image(png)
+    monkeypatch.setattr(imageio, "available_memory", lambda: 300_000)  # 600x400 takes 960 kB
+    with pytest.raises(DataError, match="--max-size"):
+        open_image(jpeg)
+    assert open_image(jpeg, max_size=150).size == (150, 100)  # decoded at 300x200, then scaled
 
 
 def test_alpha_goes_through_where_the_output_format_keeps_it(tiny_model_path, tmp_path):

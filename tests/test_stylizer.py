@@ -10,10 +10,12 @@ from helpers import STYLE_NAMES
 from PIL import Image
 
 import stylebank_fast as sb
+from stylebank_fast import region_maps
 from stylebank_fast import stylizer as stylizer_module
 from stylebank_fast.color import rgb_to_yiq, transfer_luminance, yiq_to_rgb
 from stylebank_fast.imageio import open_image, save_image, to_pil
-from stylebank_fast.regions import cluster_labels, kmeans, label_map, region_masks
+from stylebank_fast.region_maps import feature_regions
+from stylebank_fast.regions import Labels, cluster_labels, kmeans, label_map, label_source
 from stylebank_fast.stylizer import feature_blend
 
 
@@ -90,27 +92,51 @@ def test_image_forms_and_sizes(stylizer, photo, tmp_path):
     tiny.mul_(0.5)  # an ordinary tensor, not an inference-mode one
 
 
-def test_region_masks_and_feather():
-    labels = torch.zeros(1, 6, 10, dtype=torch.long)
-    labels[..., 5:] = 1
-    weights = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
-    hard = region_masks(labels, weights)
-    assert hard.shape == (1, 3, 6, 10)
+def test_feature_regions_and_feather():
+    array = np.zeros((6, 10), int)
+    array[:, 5:] = 1
+    labels = label_source(array, array.shape)
     # at the feature map's resolution: padded to 8x12, 4x4 cells averaged (column 1 straddles
     # the border at image column 5)
-    net = sb.StyleBankNet(1)
-    cells = region_masks(labels, weights, resize=lambda maps: net.feature_masks(maps, (6, 10)))
-    assert cells.shape == (1, 3, 2, 3)
+    cells = feature_regions(labels, (8, 12))
+    assert cells.shape == (1, 2, 2, 3)
     torch.testing.assert_close(cells[0, 0], torch.tensor([[1.0, 0.25, 0.0]]).expand(2, 3))
     torch.testing.assert_close(cells.sum(1), torch.ones(1, 2, 3))
-    assert torch.equal(hard[0, 0], (labels[0] == 0).float())
-    assert torch.equal(hard[0, 2], 0.5 * (labels[0] == 1).float())
-    soft = region_masks(labels, weights, feather=2)
+    hard = feature_regions(labels, (6, 10), cell=1)  # at the image's resolution
+    assert torch.equal(hard[0, 1], torch.from_numpy(array == 1).float())
+    soft = feature_regions(labels, (6, 10), feather=2, cell=1)
     torch.testing.assert_close(soft.sum(1), torch.ones(1, 6, 10))
     row = soft[0, 0, 0]
     assert row[:3].eq(1).all() and row[7:].eq(0).all()  # hard beyond 2 px of the border
     assert ((row[3:7] > 0) & (row[3:7] < 1)).all()
     assert (row[:-1] >= row[1:]).all()
+
+
+@pytest.mark.parametrize("feather", [0, 3])
+@pytest.mark.parametrize("size", [(37, 53), (9, 7)])
+def test_feature_regions_band_by_band_are_the_full_size_maps_pooled(feather, size, monkeypatch):
+    """Rows, then columns, a band at a time: what feature_masks makes of the feathered
+    full-size maps."""
+    monkeypatch.setattr(region_maps, "BAND_BYTES", 1)  # bands of 4 rows, columns one by one
+    g = torch.Generator().manual_seed(0)
+    array = torch.randint(3, (2, *size), generator=g)
+    labels = Labels(array, 3, torch.arange(size[0]), torch.arange(size[1]))
+    net = sb.StyleBankNet(1)
+    full = torch.nn.functional.one_hot(array, 3).permute(0, 3, 1, 2).float()
+    if feather:
+        full = region_maps._box_mean(region_maps._box_mean(full, feather, 3), feather, 2)
+    want = net.feature_masks(full, size)
+    got = feature_regions(labels, net.padded_size(*size), feather)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_label_maps_resize_as_nearest_exact_interpolation():
+    array = np.random.default_rng(0).integers(0, 5, (13, 29))
+    for size in [(31, 17), (13, 29), (5, 90)]:
+        want = torch.nn.functional.interpolate(
+            torch.from_numpy(array)[None, None].double(), size, mode="nearest-exact"
+        )
+        assert torch.equal(label_map(array, size)[0], want[0, 0].long())
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,11 @@ from pathlib import Path
 from ..data import find_images
 from ..errors import DataError, StyleBankError
 from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, save_image, to_rgb
+from ..progress import WorkProgress
 from ..regions import parse_auto
 from ..style_schedule import parse_schedule
 from ..styles import parse_spec, parse_spec_list
-from ..stylizer import Stylizer
+from ..stylizer import DEFAULT_MEMORY_BUDGET, Stylizer
 from ..video_io import is_video
 from .common import Progress, run_cli
 from .stylize_video import stylize_videos
@@ -130,8 +131,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--max-size",
         type=int,
         metavar="PX",
-        help="scale larger inputs down to this longer side (memory grows with the image; "
-        "docs/stylize.md says how much)",
+        help="scale larger inputs down to this longer side (JPEGs decode at a reduced scale)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET,
+        metavar="GB",
+        help="memory a stylization may take besides the input and output images (default "
+        f"{DEFAULT_MEMORY_BUDGET:g}); larger images are stylized in tiles, with the same output",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
@@ -195,7 +203,9 @@ def _learn_paintings(stylizer: Stylizer, args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    stylizer = Stylizer(args.model, device=args.device)
+    if not args.memory_budget > 0:
+        raise StyleBankError(f"--memory-budget must be more than 0 GB, got {args.memory_budget}")
+    stylizer = Stylizer(args.model, device=args.device, memory_budget=args.memory_budget)
     if args.list_styles:
         for index, name in enumerate(stylizer.list_styles()):
             print(f"{index}\t{name}")
@@ -267,6 +277,7 @@ def _run(args: argparse.Namespace) -> int:
             feather=args.feather,
             strength=args.strength,
             preserve_color=args.preserve_color,
+            progress=WorkProgress(str(source)),  # heard only for an image stylized in tiles
         )
         alpha = alpha_channel(original)
         if alpha is not None and keeps_alpha(target):  # transparency goes through unchanged

@@ -82,9 +82,18 @@ class Conv(nn.Module):
         self.prepadded = False
         self.output_read_at_once = False  # set by FastLayers: the next step only reads it
         self.stride = conv.stride
+        self.kernel_size = conv.kernel_size[0]
         self.conv_padding = (0, 0) if reflect else conv.padding
         self.register_buffer("weight", weight_like(conv.weight, dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype), persistent=False)
+
+    def input_margin(self, margin: int) -> int:
+        """Pixels beyond a tile's edge that must be exact in the input for `margin` pixels
+        beyond it to be exact in the output: output pixel o reads input s*o - p .. s*o - p + k - 1
+        (assuming the tile starts at a multiple of the stride s)."""
+        k, s = self.kernel_size, self.stride[0]
+        p = self.in_layout.pad if self.in_layout is not None else self.conv_padding[0]
+        return s * margin + max(p, k - s - p)
 
     def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
         if self.in_layout is not None and not self.prepadded:
@@ -119,6 +128,10 @@ class PhasedConv(nn.Module):
             and conv.padding[0] % 2 == 0
             and 4 * conv.out_channels <= 16
         )
+
+    def input_margin(self, margin: int) -> int:
+        """As `Conv.input_margin`: a stride-1 conv reading `pad` pixels to either side."""
+        return margin + self.in_layout.pad
 
     def forward(self, x: Tensor, buffers: Buffers) -> Tensor:
         return F.pixel_shuffle(convolve(x, self.weight, self.bias, buffers=buffers), 2)

@@ -4,6 +4,7 @@ with both rewritten); see the package docstring."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 from ..model import StyleBankNet
 from .buffers import Buffers
 from .convolutions import Conv, PhasedConv
-from .normalisations import InstanceNormReLU, NormReLU, UpsampleConvNormReLU
+from .normalisations import InstanceNormReLU, Moments, NormReLU, UpsampleConvNormReLU
 
 __all__ = ["fast_model", "FastLayers"]
 
@@ -76,8 +77,28 @@ class FastLayers(nn.Module):
             if isinstance(conv, Conv) and isinstance(norm, NormReLU):
                 conv.output_read_at_once = norm.out_layout is not None
 
-    def forward(self, x: Tensor, regions: Tensor | None = None) -> Tensor:
-        """`regions`: region weights for the normalisations (see `model.Decoder.forward`)."""
+    def norm_steps(self) -> list[int]:
+        """The indices of the normalising steps, in order."""
+        return [i for i, step in enumerate(self.steps) if isinstance(step, NormReLU)]
+
+    def input_margin(self, margin: int = 0, steps: int | None = None) -> int:
+        """Pixels beyond a tile's edge that must be exact in the input for `margin` pixels
+        beyond it to be exact after the first `steps` steps (all: None), given the
+        normalisations' statistics (see each step's `input_margin`)."""
+        for step in reversed(self.steps[:steps]):
+            margin = step.input_margin(margin)
+        return margin
+
+    def forward(
+        self,
+        x: Tensor,
+        regions: Tensor | None = None,
+        moments: Sequence[Moments | None] | None = None,
+    ) -> Tensor:
+        """`regions`: region weights for the normalisations (see `model.Decoder.forward`).
+        `moments`: one per normalisation (`norm_steps`): statistics to use instead of its
+        input's own (None: its own), as tiled stylization needs."""
+        moments = iter(moments or [])
         try:
             buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different blocks
         except IndexError:
@@ -87,7 +108,7 @@ class FastLayers(nn.Module):
             with torch.no_grad():  # writes into kept buffers: nothing here can be differentiated
                 for step in self.steps:
                     if isinstance(step, NormReLU):
-                        x = step(x, buffers, regions)
+                        x = step(x, buffers, regions, next(moments, None))
                     else:
                         x = step(x, buffers)
         finally:

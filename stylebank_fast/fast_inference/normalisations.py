@@ -3,6 +3,8 @@ after it, written straight into the next convolution's padded input."""
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -10,6 +12,12 @@ from ..region_norm import upsample_regions
 from .buffers import Buffers, Layout, pad
 from .convolutions import convolve, weight_like
 from .statistics import bands, channel_mean_var, phase_mean_var, region_mean_var
+
+# Statistics given from outside (tiled stylization: those of the whole image). Called with the
+# layer's pre-norm pixels as windows [N,h,w,C] (the four phases of an upsampled conv) and the
+# region weights [N,h,w,R] at their size (None without regions), it returns the mean and biased
+# variance to normalise with: [N,1,C], or [N,R,C] with regions.
+Moments = Callable[[list[Tensor], Optional[Tensor]], tuple[Tensor, Tensor]]
 
 
 class NormReLU(nn.Module):
@@ -30,13 +38,14 @@ class NormReLU(nn.Module):
         return scale.to(dtype).view(n, 1, 1, -1), shift.to(dtype).view(n, 1, 1, -1)
 
     def region_affine(
-        self, windows: list[Tensor], regions: Tensor
+        self, windows: list[Tensor], regions: Tensor, moments: Moments | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Region weights [N,h,w,R] at the windows' size, and each region's scale and shift
-        [N,1,R,C]: a pixel's affine is its weights times these (region_norm)."""
+        [N,1,R,C]: a pixel's affine is its weights times these (region_norm). The statistics
+        are the windows' own, or `moments`'."""
         n, h, w, _ = windows[0].shape
         weights = upsample_regions(regions, (h, w)).expand(n, -1, -1, -1).permute(0, 2, 3, 1)
-        mean, var = region_mean_var(windows, weights)
+        mean, var = (moments or region_mean_var)(windows, weights)
         scale = self.gamma * torch.rsqrt(var.float() + self.eps)
         shift = self.beta - mean.float() * scale
         dtype = windows[0].dtype
@@ -47,13 +56,25 @@ class InstanceNormReLU(NormReLU):
     """InstanceNorm + ReLU: statistics, then the affine and the ReLU in one pass, in place or
     into the next convolution's padded input."""
 
-    def forward(self, x: Tensor, buffers: Buffers, regions: Tensor | None = None) -> Tensor:
+    def input_margin(self, margin: int) -> int:
+        """Pixels beyond a tile's edge that must be exact in the input for `margin` pixels
+        beyond it to be exact in the output (given the statistics): pixel by pixel."""
+        return margin
+
+    def forward(
+        self,
+        x: Tensor,
+        buffers: Buffers,
+        regions: Tensor | None = None,
+        moments: Moments | None = None,
+    ) -> Tensor:
         n, c, h, w = x.shape
         pixels = x.permute(0, 2, 3, 1)
         if regions is None:
-            scale, shift = self.scale_shift(*channel_mean_var(x), x.dtype)
+            mean_var = channel_mean_var(x) if moments is None else moments([pixels], None)
+            scale, shift = self.scale_shift(*mean_var, x.dtype)
         else:
-            weights, scales, shifts = self.region_affine([pixels], regions)
+            weights, scales, shifts = self.region_affine([pixels], regions, moments)
         if self.out_layout is None:
             buf, out = x, pixels
         else:
@@ -99,18 +120,33 @@ class UpsampleConvNormReLU(NormReLU):
         self.register_buffer("weight", weight_like(torch.cat(phases), dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
 
-    def forward(self, x: Tensor, buffers: Buffers, regions: Tensor | None = None) -> Tensor:
+    def input_margin(self, margin: int) -> int:
+        """As `InstanceNormReLU.input_margin`: the conv reads one upsampled pixel further, and
+        upsampled pixel R is input pixel R // 2."""
+        return -(-(margin + 1) // 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        buffers: Buffers,
+        regions: Tensor | None = None,
+        moments: Moments | None = None,
+    ) -> Tensor:
         if not self.prepadded:
             x = pad(x, self.in_layout, buffers, self.weight)
         n, _, h, w = x.shape
         h, w, c = h - 2, w - 2, self.c_out
         y = convolve(x, self.weight, self.bias, buffers=buffers)  # [N, 4C, h+1, w+1], NHWC
         phases = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, c))  # [N, h+1, w+1, a, b, C]
+        # output pixel (2i+a, 2j+b) is phase pixel (i, j) of window (a, b), in its regions
+        windows = [phases[:, a : a + h, b : b + w, a, b] for a in (0, 1) for b in (0, 1)]
         if regions is None:
-            scale, shift = self.scale_shift(*phase_mean_var(y, phases, h, w), y.dtype)
-        else:  # output pixel (2i+a, 2j+b) lies in the regions of phase pixel (i, j)
-            windows = [phases[:, a : a + h, b : b + w, a, b] for a in (0, 1) for b in (0, 1)]
-            weights, scales, shifts = self.region_affine(windows, regions)
+            mean_var = (
+                phase_mean_var(y, phases, h, w) if moments is None else moments(windows, None)
+            )
+            scale, shift = self.scale_shift(*mean_var, y.dtype)
+        else:
+            weights, scales, shifts = self.region_affine(windows, regions, moments)
         if self.out_layout is None:
             buf = torch.empty(n, 2 * h, 2 * w, c, dtype=y.dtype, device=y.device)
             out = buf.view(n, h, 2, w, 2, c)
@@ -118,12 +154,11 @@ class UpsampleConvNormReLU(NormReLU):
             buf = self.out_layout.empty(buffers, n, c, 2 * h, 2 * w, y)
             out = self.out_layout.phase_interior(buf, h, w)
         for band in bands(h, out[:, 0]):  # the ReLU finds the band still in cache
-            rows = range(h)[band]
             if regions is not None:
                 scale, shift = weights[:, band] @ scales, weights[:, band] @ shifts
             for a in (0, 1):
                 for b in (0, 1):
-                    window = phases[:, rows.start + a : rows.stop + a, b : b + w, a, b]
+                    window = windows[2 * a + b][:, band]
                     torch.addcmul(shift, window, scale, out=out[:, band, a, :, b])
             out[:, band].relu_()
         if self.out_layout is None:

@@ -72,25 +72,54 @@ def phase_mean_var(y: Tensor, phases: Tensor, h: int, w: int) -> tuple[Tensor, T
 def region_mean_var(windows: list[Tensor], weights: Tensor) -> tuple[Tensor, Tensor]:
     """Per-region mean and biased variance [N,R,C] of channels pooled over `windows` (views
     [N,h,w,C] of one layer's pixels, e.g. the four phases of an upsampled conv), each pixel
-    weighing `weights` [N,h,w,R] (the same for every window).
+    weighing `weights` [N,h,w,R] (the same for every window)."""
+    shift = window_shift(windows)
+    return mean_var(*moment_sums(windows, weights, shift), shift)
 
-    Band by band (the products stay in cache), deviations from a shift (the first band's
-    mean) summed in float32 or wider.
+
+def window_shift(windows: list[Tensor]) -> Tensor:
+    """A shift [N,1,1,C] to sum deviations from: the mean of the first window's first band."""
+    acc = torch.promote_types(windows[0].dtype, torch.float32)
+    first = next(iter(bands(windows[0].shape[1], windows[0][:, 0])))
+    return windows[0][:, first].mean((1, 2), dtype=acc)[:, None, None]
+
+
+def moment_sums(
+    windows: list[Tensor], weights: Tensor | None, shift: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Float64 sums over `windows` (views [N,h,w,C] of one layer's pixels) of the weights
+    [N,h,w,R] (None: one region, every pixel weighing 1), and of the weighted deviations from
+    `shift` [N,1,1,C] and their squares: [N,R], [N,R,C], [N,R,C].
+
+    Band by band (the products stay in cache), each band summed in float32 or wider.
     """
     n, h, w, c = windows[0].shape
     acc = torch.promote_types(windows[0].dtype, torch.float32)
-    weights = weights.to(acc)
-    rows = list(bands(h, windows[0][:, 0]))
-    shift = windows[0][:, rows[0]].mean((1, 2), dtype=acc)[:, None, None]  # [N,1,1,C]
-    sums = torch.zeros(n, weights.shape[-1], c, dtype=acc, device=weights.device)
+    regions = 1 if weights is None else weights.shape[-1]
+    sums = torch.zeros(n, regions, c, dtype=torch.float64, device=shift.device)
     squares = torch.zeros_like(sums)
-    for band in rows:
-        m = weights[:, band].flatten(1, 2).transpose(1, 2)  # [N,R,pixels]
+    for band in bands(h, windows[0][:, 0]):
+        m = None if weights is None else weights[:, band].to(acc).flatten(1, 2).transpose(1, 2)
         for window in windows:
             d = (window[:, band].to(acc) - shift).flatten(1, 2)  # [N,pixels,C]
-            sums += m @ d
-            squares += m @ d.square_()
-    mass = (weights.sum((1, 2)) * len(windows)).clamp_min(torch.finfo(acc).tiny)[..., None]
+            if m is None:
+                sums += d.sum(1, keepdim=True)
+                squares += d.square_().sum(1, keepdim=True)
+            else:
+                sums += m @ d
+                squares += m @ d.square_()
+    if weights is None:
+        mass = torch.full((n, 1), float(h * w * len(windows)), dtype=torch.float64)
+    else:
+        mass = weights.sum((1, 2), dtype=torch.float64) * len(windows)
+    return mass.to(shift.device), sums, squares
+
+
+def mean_var(mass: Tensor, sums: Tensor, squares: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance [N,R,C] (float64) from `moment_sums` about `shift`; a region
+    of no mass gets the shift and variance 0 (its weight is 0 everywhere: any value does)."""
+    n, _, c = sums.shape
+    mass = mass.clamp_min(torch.finfo(torch.float64).tiny)[..., None]
     mean = sums / mass
     var = (squares / mass - mean.square()).clamp_min(0)
-    return shift.view(n, 1, c) + mean, var
+    return shift.view(n, 1, c).double() + mean, var
