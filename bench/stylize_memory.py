@@ -50,11 +50,13 @@ def child(width: int, height: int, budget: float, regions: bool) -> None:
     style = {"style": "starry_night"}
     stylizer.stylize(Image.new("RGB", (256, 256), (90, 120, 200)), **style)  # warm-up
     runtime = _rss()
-    y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-    x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
-    rows = (np.sin(7 * y + 3 * x + np.arange(3)) * 127 + 128).astype(np.uint8)
-    photo = Image.fromarray(np.broadcast_to(rows, (height, width, 3)).copy())
-    del rows
+    pixels = np.empty((height, width, 3), np.uint8)  # made band by band: no float image
+    x = np.linspace(0, 3, width, dtype=np.float32)[:, None] + np.arange(3, dtype=np.float32)
+    for start in range(0, height, 256):
+        y = np.linspace(0, 7, height, dtype=np.float32)[start : start + 256, None, None]
+        pixels[start : start + 256] = np.sin(y + x) * 127 + 128
+    photo = Image.fromarray(pixels)
+    del pixels
     if regions:
         labels = np.zeros((height, width), np.uint8)
         labels[:, width // 2 :] = 1

@@ -1,10 +1,13 @@
-"""How much memory this process can still take (the system's, within its cgroup's limit)."""
+"""How much memory this process can still take (the system's, within its cgroup's limit), and
+handing freed memory back."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from pathlib import Path
 
-__all__ = ["available_memory", "gigabytes"]
+__all__ = ["available_memory", "gigabytes", "release_free_memory"]
 
 
 def available_memory() -> int | None:
@@ -50,6 +53,23 @@ def _cgroup_left() -> int | None:
             return None
         return max(0, int(limit) - usage)
     return None
+
+
+def release_free_memory() -> None:
+    """Hands the free pages of the C heap back to the system (glibc's malloc_trim; nothing
+    elsewhere). After freeing large blocks glibc serves blocks of up to 32 MB from its heap and
+    keeps them when freed: tile after tile, that grew a tiled run's memory by half."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def gigabytes(count: float) -> str:

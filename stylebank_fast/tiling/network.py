@@ -20,6 +20,7 @@ from torch import Tensor
 from ..fast_inference import FastLayers
 from ..fast_inference.convolutions import Conv, PhasedConv
 from ..fast_inference.normalisations import UpsampleConvNormReLU
+from ..memory import release_free_memory
 from ..model import StyleBankNet, StyleSpec
 from .grid import ALIGN, Tile, align, tile_grid
 from .statistics import TileDone, TileStatistics
@@ -171,6 +172,7 @@ class TiledNetwork:
                         run(tile, region, self._read(*region))
                     except TileDone:
                         pass
+                    release_free_memory()  # what the tile freed, before the next one
                     done += work(margin, cost, tile)
                     if self.progress is not None:
                         self.progress(stage, done, total, time.monotonic() - start)
