@@ -389,6 +389,8 @@ class Stylizer:
         `REGION_COLOURS[i]` (label maps number their regions by sorted value, auto:N from the
         largest region to the smallest)."""
         pixels = self._pixels(image)
+        if pixels.is_tensor:  # of a batch, the first image
+            pixels = Pixels(pixels.data[:1], self.device)
         h, w = pixels.size
         colours = np.empty((h, w, 3), np.uint8)
         with torch.inference_mode():
