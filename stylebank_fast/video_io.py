@@ -95,7 +95,7 @@ class VideoReader:
         self._video = self._container.streams.video[0]
         self._video.thread_type = "AUTO"
         audio = self._container.streams.audio
-        self._audio = audio[0] if audio else None
+        self.audio_stream = audio[0] if audio else None  # carried across by VideoWriter
         context = self._video.codec_context
         if not context.width or not context.height:
             self._container.close()
@@ -109,17 +109,16 @@ class VideoReader:
             frames=self._video.frames,
             duration=duration / 1e6 if duration else 0.0,
             time_base=self._video.time_base or fractions.Fraction(1, 90000),
-            audio=self._audio.codec_context.name if self._audio is not None else None,
+            audio=self.audio_stream.codec_context.name if self.audio_stream is not None else None,
         )
-        self.audio_stream = self._audio
 
     def items(self) -> Iterator[tuple[np.ndarray, int] | object]:
         av = require_av()
-        streams = [s for s in (self._video, self._audio) if s is not None]
+        streams = [s for s in (self._video, self.audio_stream) if s is not None]
         last_pts = -1
         try:
             for packet in self._container.demux(streams):
-                if packet.stream is self._audio:
+                if packet.stream is self.audio_stream:
                     if packet.dts is not None:  # the last, empty packet only flushes
                         yield packet
                     continue
@@ -167,7 +166,6 @@ class VideoWriter:
             self._video.options = {"crf": "18"} if codec == "libx264" else {"crf": "24", "b": "0"}
             self._video.time_base = time_base
         self._time_base = time_base
-        self._audio_in = audio_stream
         self._audio_out = None
         self._resampler = None
         self.audio_note: str | None = None
