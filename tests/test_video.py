@@ -252,6 +252,21 @@ def test_cli_user_errors(tiny_model_path, clip, tmp_path, capsys):
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
 
 
+def test_outputs_are_checked_before_learning_a_painting(
+    tiny_model_path, clip, tmp_path, monkeypatch, capsys
+):
+    painting = tmp_path / "painting.png"
+    Image.fromarray((synthetic_photo(1, 24, 24) * 255).astype(np.uint8)).save(painting)
+
+    def learn(*args, **kwargs):
+        raise AssertionError("a painting was learnt before the outputs were checked")
+
+    monkeypatch.setattr(sb.Stylizer, "learn_style", learn)
+    for out in (tmp_path / "c.avi", clip):
+        assert run(tiny_model_path, clip, "-o", out, "--style-image", painting) == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
 def test_images_reject_keyframes(tiny_model_path, tmp_path, capsys):
     photo = tmp_path / "p.png"
     Image.fromarray((synthetic_photo(0, 20, 20) * 255).astype(np.uint8)).save(photo)

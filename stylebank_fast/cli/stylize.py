@@ -15,11 +15,11 @@ from ..imageio import alpha_channel, image_format, keeps_alpha, open_upright, sa
 from ..progress import WorkProgress
 from ..regions import parse_auto
 from ..style_schedule import parse_schedule
-from ..styles import parse_spec, parse_spec_list
+from ..styles import Style, parse_spec, parse_spec_list
 from ..stylizer import DEFAULT_MEMORY_BUDGET, Stylizer
 from ..video_io import is_video
 from .common import Progress, run_cli
-from .stylize_video import stylize_videos
+from .stylize_video import stylize_videos, video_targets
 
 __all__ = ["main"]
 
@@ -232,13 +232,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.save_regions and regions is None:
         raise StyleBankError("--save-regions writes the regions used: it needs --regions")
     if videos:
-        for video in videos:
-            if not video.is_file():
-                raise StyleBankError(f"input not found: {video}")
-        learnt = _learn_paintings(stylizer, args)
-        if style is None and regions is None and learnt:
-            style = learnt[0]
-        return stylize_videos(stylizer, args, videos, style, region_styles)
+        targets = video_targets(args, videos)
+    else:
+        inputs, outputs = _image_targets(args)
+    learnt = _learn_paintings(stylizer, args)  # minutes: every path is checked before
+    if style is None and regions is None and learnt:
+        style = learnt[0]  # --style-image alone: stylize in that style
+    if videos:
+        return stylize_videos(stylizer, args, list(zip(videos, targets)), style, region_styles)
+    return _stylize_images(stylizer, args, list(zip(inputs, outputs)), style, region_styles)
+
+
+def _image_targets(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """The image inputs (file, path relative to an output folder) and their output paths,
+    checked: no input overwritten, output folders writable, output formats known."""
     inputs = _inputs(args.inputs, Path(args.out))
     single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = _outputs(inputs, Path(args.out), single_file)
@@ -251,13 +258,23 @@ def _run(args: argparse.Namespace) -> int:
         _writable_folder(folder)
     for path in outputs:
         image_format(path)  # an unknown extension fails before any work
-    learnt = _learn_paintings(stylizer, args)
-    if style is None and regions is None and learnt:
-        style = learnt[0]  # --style-image alone: stylize in that style
+    return inputs, outputs
+
+
+def _stylize_images(
+    stylizer: Stylizer,
+    args: argparse.Namespace,
+    jobs: list[tuple[tuple[Path, Path], Path]],
+    style: Style | None,
+    region_styles: list[Style] | None,
+) -> int:
+    """Stylizes each ((input, relative path), output) of `jobs`; returns the exit code."""
+    regions = args.regions
+    inputs = [source for source, _ in jobs]
 
     start = time.monotonic()
     failed: list[str] = []
-    for i, ((source, relative), target) in enumerate(zip(inputs, outputs), 1):
+    for i, ((source, relative), target) in enumerate(jobs, 1):
         if args.skip_existing and target.exists():
             print(f"skipped {target} (exists)", file=sys.stderr)
             continue

@@ -13,7 +13,7 @@ from ..styles import Style
 from ..stylizer import Stylizer
 from ..video_io import VIDEO_FORMATS, require_av
 
-__all__ = ["stylize_videos"]
+__all__ = ["stylize_videos", "video_targets"]
 
 
 def _targets(sources: list[Path], out: Path) -> list[Path]:
@@ -31,17 +31,13 @@ def _targets(sources: list[Path], out: Path) -> list[Path]:
     return [out / source.name for source in sources]
 
 
-def stylize_videos(
-    stylizer: Stylizer,
-    args: argparse.Namespace,
-    sources: list[Path],
-    style: Style | StyleSchedule | None,
-    region_styles: list[Style] | None,
-) -> int:
-    """Stylizes each clip of `sources` as the options in `args` say; returns the exit code."""
-    require_av()  # the one-line message for a missing extra, before any work
-    from ..video import stylize_video
-
+def video_targets(args: argparse.Namespace, sources: list[Path]) -> list[Path]:
+    """The output clip of each of `sources`, checked before any work: the [video] extra is
+    installed, the options suit video, no input is overwritten."""
+    require_av()  # the one-line message for a missing extra
+    for source in sources:
+        if not source.is_file():
+            raise StyleBankError(f"input not found: {source}")
     if args.save_regions:
         raise StyleBankError("--save-regions is for images; it cannot be used with video")
     if args.batch < 1:
@@ -52,7 +48,21 @@ def stylize_videos(
             raise StyleBankError(
                 f"-o {args.out} would overwrite the input {source}; choose another output"
             )
-    for source, target in zip(sources, targets):
+    return targets
+
+
+def stylize_videos(
+    stylizer: Stylizer,
+    args: argparse.Namespace,
+    jobs: list[tuple[Path, Path]],
+    style: Style | StyleSchedule | None,
+    region_styles: list[Style] | None,
+) -> int:
+    """Stylizes each (clip, output clip) of `jobs` (from `video_targets`) as the options in
+    `args` say; returns the exit code."""
+    from ..video import stylize_video
+
+    for source, target in jobs:
         if args.skip_existing and target.exists():
             print(f"skipped {target} (exists)", file=sys.stderr)
             continue
