@@ -132,7 +132,8 @@ def open_upright(
             _check_fits(label, image, _scaled_size(image.size, max_size), max_pixels)
             ImageOps.exif_transpose(image, in_place=True)  # a copy would double the memory
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{label} is not a readable image: {error}") from None
+        detail = str(error).replace(repr(path), "(not a format PIL reads)")  # a file object
+        raise DataError(f"{label} is not a readable image: {detail}") from None
     size = _scaled_size(image.size, max_size)
     if size is not None:
         if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "P"):
