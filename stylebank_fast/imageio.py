@@ -131,6 +131,8 @@ def open_upright(
                 image.draft(image.mode, (max_size, max_size))
             _check_fits(label, image, _scaled_size(image.size, max_size), max_pixels)
             ImageOps.exif_transpose(image, in_place=True)  # a copy would double the memory
+    except ImageTooLarge:
+        raise
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         detail = str(error).replace(repr(path), "(not a format PIL reads)")  # a file object
         raise DataError(f"{label} is not a readable image: {detail}") from None

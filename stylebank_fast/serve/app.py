@@ -87,12 +87,14 @@ def create_app(
     """The ASGI app serving `service`."""
 
     async def form_of(request: Request):
+        content_type = request.headers.get("content-type", "")
+        how = "send the fields as multipart/form-data (curl -F name=value, -F image=@photo.jpg)"
+        if not content_type.startswith("multipart/form-data"):
+            raise StyleBankError(f"{how}, not {content_type or 'a body without a type'}")
         try:
             return await request.form(max_files=2, max_fields=16)
-        except HTTPException as error:  # a body that is not multipart form data
-            raise StyleBankError(
-                f"send the fields as multipart/form-data: {error.detail}"
-            ) from None
+        except HTTPException as error:  # multipart that does not parse
+            raise StyleBankError(f"{how}: {error.detail}") from None
 
     async def index(_: Request) -> Response:
         return FileResponse(STATIC / "index.html")

@@ -123,7 +123,7 @@ def parse_stylize(form: Mapping[str, Any], max_pixels: int) -> StylizeRequest:
     feather = _number(form, "feather", int, 0, 0, 256)
     if feather and not has_regions:
         raise StyleBankError("'feather' softens region borders: it needs 'regions'")
-    image = np.asarray(to_rgb(_image(form, "image", max_size, max_pixels)))
+    image = np.array(to_rgb(_image(form, "image", max_size, max_pixels)))  # writable: torch's
     regions = None
     if has_regions:
         regions = np.asarray(_image(form, "regions", None, max_pixels))
