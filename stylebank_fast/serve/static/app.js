@@ -351,6 +351,7 @@ function modeChanged() {
   const regions = mode() === "regions";
   $("blend-panel").hidden = regions;
   $("region-panel").hidden = !regions;
+  document.body.classList.toggle("painting", regions);
   drawOverlay();
   changed();
 }
