@@ -98,12 +98,22 @@ def test_stylize_answers_each_form_of_style(server, stylizer):
     assert status == 200 and image_of(body).shape == (24, 32, 3)
 
 
-def test_auto_regions_map(server):
+def test_auto_regions_map_and_stylize(server, stylizer):
     url, _ = server
     status, headers, body = request(url, "/api/regions", {"image": PHOTO, "regions": "auto:2"})
     assert status == 200 and headers["content-type"] == "image/png"
     colours = {tuple(c) for c in image_of(body).reshape(-1, 3)}
     assert colours == {tuple(c) for c in REGION_COLOURS[:2]}
+    styles = "mosaic,great_wave"
+    status, _, body = _stylize(url, regions="auto:2", region_styles=styles)
+    alone = stylizer.stylize(photo(0), regions="auto:2", region_styles=styles.split(","))
+    assert status == 200 and np.abs(image_of(body) - np.asarray(alone, np.int16)).max() <= 1
+    status, _, body = _stylize(url, regions="auto:3", region_styles=styles)
+    assert status == 400 and "regions auto:3 makes 3 regions" in error_of(body)
+    status, _, body = _stylize(url, regions="everywhere", region_styles=styles)
+    assert status == 400 and "or auto:N, got 'everywhere'" in error_of(body)
+    status, _, body = _stylize(url, regions="auto:2", region_styles="mosaic,van_gogh")
+    assert status == 400 and "unknown style 'van_gogh'" in error_of(body)
 
 
 @pytest.mark.parametrize(

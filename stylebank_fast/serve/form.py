@@ -41,7 +41,7 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 class StylizeRequest:
     image: np.ndarray  # uint8 [H,W,3]
     style: Style | None
-    regions: np.ndarray | None  # a label or colour map, any size
+    regions: np.ndarray | str | None  # a label or colour map of any size, or auto:N
     region_styles: list[Style] | None
     feather: int
     strength: float
@@ -124,14 +124,24 @@ def parse_stylize(form: Mapping[str, Any], max_pixels: int) -> StylizeRequest:
     if feather and not has_regions:
         raise StyleBankError("'feather' softens region borders: it needs 'regions'")
     image = np.array(to_rgb(_image(form, "image", max_size, max_pixels)))  # writable: torch's
-    regions = None
+    regions = form.get("regions")
     if has_regions:
-        regions = np.asarray(_image(form, "regions", None, max_pixels))
         region_styles = parse_spec_list(region_styles)
-        count = label_source(regions, image.shape[:2]).count
+        if isinstance(regions, str):  # auto:N, found on the photo when its turn comes
+            count, what = parse_auto(regions.strip()), f"regions {regions.strip()} makes"
+            if count is None:
+                raise StyleBankError(
+                    f"field 'regions' is a label or colour image (a file upload) or auto:N, "
+                    f"got {regions!r}"
+                )
+            regions = regions.strip()
+        else:
+            regions = np.asarray(_image(form, "regions", None, max_pixels))
+            count = label_source(regions, image.shape[:2]).count
+            what = "the region map has"
         if count != len(region_styles):
             raise StyleBankError(
-                f"the region map has {count} regions (distinct values or colours) but "
+                f"{what} {count} regions (distinct values or colours) but "
                 f"{len(region_styles)} region styles were given; give one style per region"
             )
     return StylizeRequest(

@@ -36,12 +36,16 @@ class StyleService:
         """A future of (the stylized image: a float tensor [3,H,W] or a PIL image; the number
         of images in its forward). Unknown styles raise here, before anything is queued."""
         stylizer, image = self.stylizer, request.image
+        auto = isinstance(request.regions, str)  # auto:N runs the encoder first: alone
         if request.regions is None:
             mix = stylizer.style_weights(request.style)
+        elif auto:  # no labels yet; the styles are checked all the same
+            for style in request.region_styles:
+                stylizer.style_weights(style)
         else:
             labels = label_source(request.regions, image.shape[:2])
-            mix = stylizer.region_mix(labels, request.region_styles, request.feather)[0].cpu()
-        if image.shape[0] * image.shape[1] > BATCH_PIXELS:
+            mix = stylizer.region_mix(labels, request.region_styles, request.feather)[0]
+        if auto or image.shape[0] * image.shape[1] > BATCH_PIXELS:
             return self.batcher.call(
                 lambda: (
                     stylizer.stylize(
@@ -57,7 +61,9 @@ class StyleService:
                 )
             )
         pixels = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)
-        return self.batcher.stylize(Item(pixels, mix, request.strength, request.preserve_color))
+        return self.batcher.stylize(
+            Item(pixels, mix.cpu(), request.strength, request.preserve_color)
+        )
 
     def region_map(self, request: RegionsRequest) -> Future:
         """A future of the auto:N region map as a colour image (`Stylizer.region_map`)."""
