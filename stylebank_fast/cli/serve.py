@@ -14,7 +14,11 @@ from .common import run_cli
 
 __all__ = ["main"]
 
-SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "multipart": "python-multipart"}
+SERVE_MODULES = {
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "python_multipart": "python-multipart",
+}
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..color import transfer_luminance
 from ..errors import StyleBankError
+from ..memory import release_free_memory
 from ..stylizer import Stylizer
 
 __all__ = ["Batcher", "Item", "QueueFull"]
@@ -123,6 +124,8 @@ class Batcher:
                 groups.setdefault(tuple(job.item.image.shape), []).append(job)
             for group in groups.values():
                 self._settle(group, lambda group=group: self._forward([j.item for j in group]))
+            if self._queue.empty():  # idle: what a large image took goes back to the system
+                release_free_memory()
 
     def _gather(self) -> list[_Job] | None:
         """The jobs of the next round (None: closed): the first to come, all that wait
