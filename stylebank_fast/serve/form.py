@@ -68,7 +68,14 @@ def _text(form: Mapping[str, Any], name: str) -> str | None:
     raise StyleBankError(f"field {name!r} must be text, not a file")
 
 
-def _number(form: Mapping[str, Any], name: str, kind: type, default, low, high=None):
+def _number(
+    form: Mapping[str, Any],
+    name: str,
+    kind: type,
+    default: Any,
+    low: float,
+    high: float | None = None,
+) -> Any:
     text = _text(form, name)
     if text is None or text.strip() == "":
         return default
@@ -160,7 +167,7 @@ def parse_regions(form: Mapping[str, Any], max_pixels: int) -> RegionsRequest:
     """A /api/regions request: an image and regions=auto:N (N up to 8)."""
     _check_fields(form, ("image", "regions", "max_size"))
     text = (_text(form, "regions") or "").strip()
-    count = parse_auto(text) if text.startswith("auto:") else None
+    count = parse_auto(text)
     if count is None or count > 8:
         raise StyleBankError(f"field 'regions' is auto:N with N from 1 to 8, got {text!r}")
     max_size = _number(form, "max_size", int, None, 1)
