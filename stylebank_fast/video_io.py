@@ -13,6 +13,7 @@ import numpy as np
 
 from ._files import atomic_write
 from .errors import StyleBankError
+from .extras import require_extra
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -48,13 +49,7 @@ def is_video(path: str | Path) -> bool:
 
 def require_av():
     """The `av` module, or a one-line message naming the extra that brings it."""
-    try:
-        import av
-    except ImportError:
-        raise StyleBankError(
-            "video needs PyAV: pip install 'stylebank_fast[video]' (or pip install av)"
-        ) from None
-    return av
+    return require_extra("video needs PyAV", "video", {"av": "av"})[0]
 
 
 @dataclass(frozen=True)

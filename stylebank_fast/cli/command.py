@@ -2,6 +2,7 @@
 
     stylebank-fast stylize photo.jpg -o out.jpg --style starry_night
     stylebank-fast train ...    stylebank-fast add-style ...    stylebank-fast export ...
+    stylebank-fast serve [--port 8000]
     stylebank-fast --version
 
 Each command is the same as `python -m stylebank_fast.<command>` (add-style: add_style).
@@ -20,6 +21,7 @@ COMMANDS = {
     "train": "train",
     "add-style": "add_style",
     "export": "export",
+    "serve": "serve",
 }
 _USAGE = f"usage: stylebank-fast {{{','.join(COMMANDS)}}} [options]   (--help after a command)"
 
