@@ -27,6 +27,7 @@ from .distributed import World, fingerprint
 from .errors import DataError, StyleBankError
 from .losses import LossWeights, PerceptualLoss, build_loss_network, identity_loss
 from .model import StyleBankNet
+from .stability_loss import Motion, SyntheticMotion, stability_loss
 from .training_state import TrainingState
 
 __all__ = [
@@ -50,7 +51,7 @@ CheckpointFn = Callable[[StyleBankNet, int], None]
 
 # The settings that name files: a resumed run may find them elsewhere, and the ranks of a run
 # on several machines may see them under other paths.
-_LOCATIONS = ("content", "styles", "loss_net_weights")
+_LOCATIONS = ("content", "styles", "loss_net_weights", "init")
 
 
 @dataclass
@@ -91,6 +92,11 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     base_styles: int = 0
+    # weight of the temporal stability term (stability_loss.py); 0: off
+    stability_weight: float = 0.0
+    # a model file to start from (fine-tuning): its encoder, decoder and the banks of the
+    # styles it has by name; the other banks start fresh
+    init: str | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -104,6 +110,7 @@ class TrainConfig:
             "styles": len(self.styles) >= 1,
             "max_crop_scale": self.max_crop_scale >= 1,
             "precision": self.precision in PRECISIONS,
+            "stability_weight": self.stability_weight >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -247,6 +254,7 @@ class _Run:
             config.content_weight, config.style_weight, config.tv_weight, config.range_weight
         )
         self.loss = PerceptualLoss(net, style_images, weights, config.style_scales)
+        self.motion = SyntheticMotion()
         model.requires_grad_(config.base_styles == 0)  # incremental: freeze E, D, old banks
         for i in range(config.base_styles, model.n_styles):
             model.bank.weights[i].requires_grad_(True)
@@ -332,7 +340,17 @@ class _Run:
             )
             ids = targets.to(self.device)
             with autocast:
-                terms = self.loss(model(images, ids + first), images, ids)
+                output = model(images, ids + first)
+                terms = self.loss(output, images, ids)
+                if config.stability_weight > 0:
+                    h, w = images.shape[-2:]
+                    motion = Motion.cat(
+                        [self.motion.draw(config.batch, h, w, g) for g in generators]
+                    )
+                    terms["stability"] = stability_loss(
+                        lambda moved: model(moved, ids + first), images, output, motion
+                    )
+                    terms["total"] = terms["total"] + config.stability_weight * terms["stability"]
             terms["total"].backward()
             losses, used = self._average(terms, torch.bincount(targets, minlength=banks), stop)
             # The op hands every bank a gradient (zeros when unused); a bank no rank used must
@@ -403,6 +421,24 @@ def _start(world: World, out: PathLike, make: Callable[[], _Run]) -> _Run:
     return run
 
 
+def _start_from(model: StyleBankNet, path: str) -> None:
+    """Copies into `model` the encoder, decoder and same-named banks of the model in `path`."""
+    source = load_model(path)
+    if source.bank.kernel_size != model.bank.kernel_size:
+        raise StyleBankError(
+            f"--init {path} has {source.bank.kernel_size}x{source.bank.kernel_size} banks, this "
+            f"run {model.bank.kernel_size}x{model.bank.kernel_size}: give the same --kernel-size"
+        )
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    model.decoder.load_state_dict(source.decoder.state_dict())
+    with torch.no_grad():
+        for i, name in enumerate(model.style_names):
+            if name in source.style_names:
+                j = source.style_names.index(name)
+                model.bank.weights[i].copy_(source.bank.weights[j])
+                model.bank.biases[i].copy_(source.bank.biases[j])
+
+
 def train_model(
     config: TrainConfig,
     out: PathLike,
@@ -416,6 +452,9 @@ def train_model(
 
     Steps alternate T stylizing steps (every image its own random style, one bank_conv2d call
     per batch) and one auto-encoder step. Ctrl-C stops after the current step and saves.
+    `config.init` names a model to fine-tune: the run starts from its encoder, decoder and
+    the banks of the styles it has by name (a fresh optimiser); `config.stability_weight`
+    adds the temporal stability term of `stability_loss` to the stylizing steps.
 
     Run on every rank of an initialised torch.distributed process group (torchrun), it trains
     data-parallel: gradients and losses are averaged over the ranks; only rank 0 writes `out`
@@ -431,6 +470,8 @@ def train_model(
         torch.manual_seed(config.seed)
         names = style_names_for(config.styles, config.names, [])
         model = StyleBankNet(len(config.styles), config.kernel_size, style_names=names)
+        if config.init is not None:
+            _start_from(model, config.init)
         return _Run(model, config, world, shards_per_rank)
 
     return _start(world, out, make).run(out, on_progress, on_checkpoint)
@@ -452,6 +493,8 @@ def add_styles(
     new banks train. `config.T` and `config.base_styles` are ignored (set from the model).
     Data-parallel under torch.distributed, and `shards_per_rank`, as in `train_model`.
     """
+    if config.init is not None:
+        raise StyleBankError("add_styles starts from `base`; `init` is for train_model")
     world = World.current(torch.device(device))
 
     def make() -> _Run:
@@ -490,6 +533,8 @@ def resume_training(
     def make() -> _Run:
         model, data = load_checkpoint(path)
         state = TrainingState.from_checkpoint(data, path)
+        if (overrides or {}).get("init") is not None:
+            raise StyleBankError("--init starts a new run; --resume continues one from its weights")
         extra = sorted(set(overrides or {}) - set(_LOCATIONS))
         if extra:
             raise StyleBankError(f"cannot change {extra} when resuming; only {sorted(_LOCATIONS)}")

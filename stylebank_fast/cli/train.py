@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kernel-size", type=int, choices=(3, 5, 7), help="bank kernel size (default 3)"
     )
+    parser.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="fine-tune MODEL: start from its encoder, decoder and the banks of the styles it "
+        "has by name (the others start fresh)",
+    )
     parser.add_argument("--resume", metavar="MODEL", help="continue the run saved in MODEL")
     return parser
 

@@ -63,6 +63,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
         help=f"penalty on pixels outside [0, 1], default {d['range_weight']}",
     )
     parser.add_argument(
+        "--stability-weight",
+        type=float,
+        help="weight of the temporal stability term: a moved, noisy copy of each image must "
+        "stylize to the moved output (for video; default 0, off)",
+    )
+    parser.add_argument(
         "--max-crop-scale",
         type=float,
         help="crops cover size .. this times size pixels of a photo, resized to --size "
