@@ -65,3 +65,18 @@ def tiny_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.sbk"
     sb.save_model(model, path)
     return path
+
+
+@pytest.fixture
+def small_train_config(content_dir, style_images, vgg16_random_weights) -> sb.TrainConfig:
+    """A training run of a few steps at 32 px on the synthetic photos and two styles."""
+    return sb.TrainConfig(
+        content=str(content_dir),
+        styles=[str(p) for p in style_images],
+        loss_net_weights=str(vgg16_random_weights),
+        size=32,
+        batch=2,
+        steps=6,
+        lr=2e-3,
+        checkpoint_every=4,
+    )

@@ -12,17 +12,9 @@ from stylebank_fast.stability_loss import Motion, SyntheticMotion, move, stabili
 
 
 @pytest.fixture
-def config(content_dir, style_images, vgg16_random_weights) -> TrainConfig:
-    return TrainConfig(
-        content=str(content_dir),
-        styles=[str(p) for p in style_images],
-        loss_net_weights=str(vgg16_random_weights),
-        size=32,
-        batch=2,
-        steps=3,
-        lr=2e-3,
-        checkpoint_every=10,
-    )
+def config(small_train_config) -> TrainConfig:
+    small_train_config.steps, small_train_config.checkpoint_every = 3, 10
+    return small_train_config
 
 
 def _images(n=2, h=40, w=52, seed=0) -> torch.Tensor:

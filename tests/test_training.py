@@ -22,17 +22,8 @@ from stylebank_fast.checkpoint import load_checkpoint
 
 
 @pytest.fixture
-def config(content_dir, style_images, vgg16_random_weights) -> TrainConfig:
-    return TrainConfig(
-        content=str(content_dir),
-        styles=[str(p) for p in style_images],
-        loss_net_weights=str(vgg16_random_weights),
-        size=32,
-        batch=2,
-        steps=6,
-        lr=2e-3,
-        checkpoint_every=4,
-    )
+def config(small_train_config) -> TrainConfig:
+    return small_train_config
 
 
 def _params(model) -> dict:

@@ -102,24 +102,22 @@ def create_app(
     async def styles(_: Request) -> Response:
         return JSONResponse(service.styles())
 
-    async def stylize(request: Request) -> Response:
+    async def parsed(request: Request, parse):
         form = await form_of(request)
         try:
-            parsed = await run_in_threadpool(parse_stylize, form, max_pixels)
+            return await run_in_threadpool(parse, form, max_pixels)
         finally:
             await form.close()
-        future = await run_in_threadpool(service.stylize, parsed)
+
+    async def stylize(request: Request) -> Response:
+        parsed_request = await parsed(request, parse_stylize)
+        future = await run_in_threadpool(service.stylize, parsed_request)
         image, batch = await asyncio.wrap_future(future)
-        body, media_type = await run_in_threadpool(encode_image, image, parsed.format)
+        body, media_type = await run_in_threadpool(encode_image, image, parsed_request.format)
         return Response(body, media_type=media_type, headers={"X-Batch-Size": str(batch)})
 
     async def regions(request: Request) -> Response:
-        form = await form_of(request)
-        try:
-            parsed = await run_in_threadpool(parse_regions, form, max_pixels)
-        finally:
-            await form.close()
-        image = await asyncio.wrap_future(service.region_map(parsed))
+        image = await asyncio.wrap_future(service.region_map(await parsed(request, parse_regions)))
         body, media_type = await run_in_threadpool(encode_image, image, "png")
         return Response(body, media_type=media_type)
 
