@@ -270,7 +270,6 @@ def _stylize_images(
 ) -> int:
     """Stylizes each ((input, relative path), output) of `jobs`; returns the exit code."""
     regions = args.regions
-    inputs = [source for source, _ in jobs]
 
     start = time.monotonic()
     failed: list[str] = []
@@ -281,10 +280,10 @@ def _stylize_images(
         try:
             original = open_upright(source, args.max_size)
         except DataError as error:  # one bad file in a folder does not stop the others
-            if len(inputs) == 1:
+            if len(jobs) == 1:
                 raise
             failed.append(f"{source}: {error}")
-            print(f"[{i}/{len(inputs)}] cannot read {source}; going on", file=sys.stderr)
+            print(f"[{i}/{len(jobs)}] cannot read {source}; going on", file=sys.stderr)
             continue
         result = stylizer.stylize(
             to_rgb(original),
@@ -302,18 +301,18 @@ def _stylize_images(
         save_image(result, target)
         if args.save_regions:
             where = Path(args.save_regions)
-            if len(inputs) > 1:
+            if len(jobs) > 1:
                 where = (where / relative).with_suffix(".png")
                 _writable_folder(where.parent)
             save_image(stylizer.region_map(to_rgb(original), regions), where)
             print(f"wrote {where}", file=sys.stderr)
         line = f"wrote {target}"
-        if len(inputs) > 1:
-            left = (time.monotonic() - start) / i * (len(inputs) - i)
-            line = f"[{i}/{len(inputs)}] {line} ({left:.0f}s left)"
+        if len(jobs) > 1:
+            left = (time.monotonic() - start) / i * (len(jobs) - i)
+            line = f"[{i}/{len(jobs)}] {line} ({left:.0f}s left)"
         print(line, file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(inputs)} inputs could not be read:", file=sys.stderr)
+        print(f"{len(failed)} of {len(jobs)} inputs could not be read:", file=sys.stderr)
         for line in failed:
             print(f"  {line}", file=sys.stderr)
         return EXIT_SOME_FAILED

@@ -135,13 +135,14 @@ def parse_stylize(form: Mapping[str, Any], max_pixels: int) -> StylizeRequest:
     if has_regions:
         region_styles = parse_spec_list(region_styles)
         if isinstance(regions, str):  # auto:N, found on the photo when its turn comes
-            count, what = parse_auto(regions.strip()), f"regions {regions.strip()} makes"
+            text = regions.strip()
+            count, what = parse_auto(text), f"regions {text} makes"
             if count is None:
                 raise StyleBankError(
                     f"field 'regions' is a label or colour image (a file upload) or auto:N, "
                     f"got {regions!r}"
                 )
-            regions = regions.strip()
+            regions = text
         else:
             regions = np.asarray(_image(form, "regions", None, max_pixels))
             count = label_source(regions, image.shape[:2]).count
