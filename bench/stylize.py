@@ -12,6 +12,13 @@ style, a 4-style blend and 4-region fusion (four vertical stripes, one style eac
   onnx    onnxruntime (CPU, the same thread count) running the network exported by
           `stylebank_fast.export_onnx` (bank folded into one convolution; regions decomposed),
           where onnx and onnxruntime are installed and the device is the CPU
+  1 thread  (with --busy) fast on one CPU thread: what a busy machine must never make worse
+
+With --busy N, each case is timed again while N processes keep a core busy each (started
+and ended by the benchmark), and a second table gives each variant's busy time over its
+quiet time. The package is imported before torch, as `python -m stylebank_fast...` does, so
+it chooses the OpenMP wait policy (stylebank_fast/cpu_threads.py); `GOMP_SPINCOUNT=300000
+python bench/stylize.py --busy 2` measures libgomp's default instead.
 
 A random-weight model (K=8 banks of 3x3) is timed: speed does not depend on the weights.
 Variants run interleaved, repeats adaptive, medians reported.
@@ -20,20 +27,27 @@ Variants run interleaved, repeats adaptive, medians reported.
     python bench/stylize.py --device cuda
     python bench/stylize.py --quick          # 512x384 only, few repeats (a smoke test)
     python bench/stylize.py --size 1024x768  # one size
+    python bench/stylize.py --size 1024x768 --busy 2  # also against two busy processes
 
 Prints a markdown table and writes JSON (default bench/results/stylize_<device>.json).
 """
 
 from __future__ import annotations
 
+import stylebank_fast as sb  # first: it chooses the OpenMP wait policy before torch loads
+
+# isort: split
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -43,7 +57,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-import stylebank_fast as sb
 from stylebank_fast.imageio import to_pil, to_tensor
 
 K_BANKS = 8
@@ -128,8 +141,38 @@ def onnx_available(device: str) -> bool:
     return found and device == "cpu"
 
 
+def one_thread(run: Callable[[], object]) -> object:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+BUSY_LOOP = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+
+
+@contextlib.contextmanager
+def busy_processes(n: int, seconds: float) -> Iterator[None]:
+    """`n` processes that keep a core busy each, for at most `seconds` (ended on exit)."""
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(seconds)]) for _ in range(n)]
+    try:
+        time.sleep(0.5)  # running
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
+
+
 def variants(
-    model: sb.StyleBankNet, device: str, form: str, photo: Image.Image, folder: str
+    model: sb.StyleBankNet,
+    device: str,
+    form: str,
+    photo: Image.Image,
+    folder: str,
+    single_thread: bool = False,
 ) -> dict[str, Callable[[], object]]:
     h, w = photo.height, photo.width
     labels = region_labels(h, w)
@@ -159,6 +202,8 @@ def variants(
         stylizers["bf16"] = sb.Stylizer(model, device=device, bfloat16=True)
     for name, stylizer in stylizers.items():
         runs[name] = lambda s=stylizer: s.stylize(photo, **kwargs)
+    if single_thread:
+        runs["1 thread"] = lambda: one_thread(lambda: stylizers["fast"].stylize(photo, **kwargs))
     if onnx_available(device):
         runs["onnx"] = onnx_run(model, form, labels, photo, folder)
     return runs
@@ -184,8 +229,24 @@ def time_interleaved(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+NAMES = ("plain", "module", "fast", "bf16", "onnx", "1 thread")
+
+
+def busy_table(results: list[dict], busy: int) -> str:
+    """Each variant's time quiet and against `busy` busy processes, and their ratio."""
+    names = [n for n in NAMES if n in results[0]["seconds"]]
+    head = ["size", "style"] + [f"{n}: quiet / busy (s), slowdown" for n in names]
+    lines = [f"against {busy} busy processes:", "", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+    for r in results:
+        quiet, loaded = r["seconds"], r["busy_seconds"]
+        cells = [f"{quiet[n]:.3f} / {loaded[n]:.3f}, {loaded[n] / quiet[n]:.2f}x" for n in names]
+        lines.append("| " + " | ".join([r["size"], r["form"]] + cells) + " |")
+    return "\n".join(lines)
+
+
 def table(results: list[dict]) -> str:
-    names = [n for n in ("plain", "module", "fast", "bf16", "onnx") if n in results[0]["seconds"]]
+    names = [n for n in NAMES[:-1] if n in results[0]["seconds"]]
     one_style = {
         r["size"]: r["seconds"] for r in results if r["form"] == "one style"
     }  # for the regions/one-style ratio
@@ -216,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", action="append", metavar="WxH", help="a size (repeatable)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per case")
     parser.add_argument("--json", help="where to write the results (default bench/results/)")
+    parser.add_argument(
+        "--busy", type=int, default=0, metavar="N", help="also time against N busy processes"
+    )
     args = parser.parse_args(argv)
 
     device = args.device
@@ -232,11 +296,18 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng(0)
             photo = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
             for form in FORMS:
-                runs = variants(model, device, form, photo, folder)
-                seconds = time_interleaved(runs, sync, budget, min_reps=2 if args.quick else 3)
-                results.append({"size": f"{w}x{h}", "form": form, "seconds": seconds})
+                runs = variants(model, device, form, photo, folder, single_thread=args.busy > 0)
+                min_reps = 2 if args.quick else 3
+                seconds = time_interleaved(runs, sync, budget, min_reps)
+                result = {"size": f"{w}x{h}", "form": form, "seconds": seconds}
                 times = ", ".join(f"{n} {t:.3f}s" for n, t in seconds.items())
                 print(f"{w}x{h} {form}: {times}", file=sys.stderr)
+                if args.busy:
+                    with busy_processes(args.busy, seconds=max(600, 100 * budget)):
+                        result["busy_seconds"] = time_interleaved(runs, sync, budget, min_reps)
+                    times = ", ".join(f"{n} {t:.3f}s" for n, t in result["busy_seconds"].items())
+                    print(f"  busy: {times}", file=sys.stderr)
+                results.append(result)
     info = {
         "device": device,
         "torch": torch.__version__,
@@ -244,9 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "model": f"random weights, K={K_BANKS} banks of {model.kernel_size}x{model.kernel_size}",
         "batch": 1,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+        "busy_processes": args.busy,
     }
     print(f"stylebank_fast end-to-end stylization: {json.dumps(info)}\n")
     print(table(results))
+    if args.busy:
+        print("\n" + busy_table(results, args.busy))
     path = Path(
         args.json or Path(__file__).parent / "results" / f"stylize_{device.split(':')[0]}.json"
     )

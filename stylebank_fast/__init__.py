@@ -1,5 +1,9 @@
 """stylebank_fast: fast StyleBank neural style transfer on a fused multi-bank convolution."""
 
+from . import cpu_threads
+
+cpu_threads.prefer_passive_wait()  # before torch loads OpenMP (see cpu_threads)
+
 import torch  # noqa: F401  (must be imported before the extension)
 
 from ._version import __version__

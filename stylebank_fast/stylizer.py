@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .checkpoint import load_model
 from .color import transfer_luminance
+from .cpu_threads import fitted_threads
 from .devices import resolve_device
 from .errors import StyleBankError
 from .fast_inference import fast_model
@@ -222,7 +223,7 @@ class Stylizer:
         canvas = Canvas(pixels, image if pixels.is_tensor else None)  # not an inference tensor
         report = WorkProgress() if progress is True else progress or None
         blend = feature_blend(strength)
-        with torch.inference_mode():
+        with torch.inference_mode(), fitted_threads():
             # the output (and PIL's copy of it) takes free memory where it lies, not budget
             held = canvas.nbytes() * (1 if pixels.is_tensor else 7 / 3)
             held *= canvas.device.type == self.device.type
@@ -355,7 +356,7 @@ class Stylizer:
         in [0,1]. `strength` is one number or one per image [N]. The building block of
         video, where every frame can have its own mix, and of the server's batches;
         `features` (from `encode`, filtered over time by video) replaces the images' own."""
-        with torch.inference_mode():
+        with torch.inference_mode(), fitted_threads():
             if features is None:
                 features = self._net.encode(images)
             size = images.shape[-2:]
@@ -365,7 +366,7 @@ class Stylizer:
 
     def encode(self, images: Tensor) -> Tensor:
         """Encoder features [N,C,h,w] of float images [N,3,H,W] (see `StyleBankNet.encode`)."""
-        with torch.inference_mode():
+        with torch.inference_mode(), fitted_threads():
             return self._net.encode(images.to(self.device))
 
     def _labels(
@@ -395,7 +396,7 @@ class Stylizer:
             pixels = Pixels(pixels.data[:1], self.device)
         h, w = pixels.size
         colours = np.empty((h, w, 3), np.uint8)
-        with torch.inference_mode():
+        with torch.inference_mode(), fitted_threads():
             side = self._tile_side(pixels, colours.nbytes)
             labels = self._labels(pixels, regions, side and self._tiles(pixels, side, None))
             step = max(1, (32 << 20) // (8 * w))  # rows of int64 labels at a time
