@@ -50,7 +50,7 @@ def spinning() -> bool:
 def _running_threads(stat_lines: list[str]) -> int:
     """Threads in state R among /proc/<pid>/task/<tid>/stat contents."""
     # the state follows the command name, which is in parentheses and may contain spaces
-    return sum(line[line.rfind(")") + 2 : line.rfind(")") + 3] == "R" for line in stat_lines)
+    return sum(line.rpartition(")")[2].split()[:1] == ["R"] for line in stat_lines)
 
 
 def free_cores(
