@@ -120,6 +120,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512, help="long side of the photos")
     parser.add_argument("--sheet", default="bench/results/quality.png")
     parser.add_argument("--tile", type=int, default=192)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the Stylizer's (auto: its default)",
+    )
     args = parser.parse_args()
 
     photos_dir = Path(args.photos)
@@ -131,7 +137,8 @@ def main() -> int:
         return 2
     photos = [load(p, args.size) for p in photo_paths]
     models = args.model or [None]
-    stylizers = [Stylizer(m) for m in models]
+    bfloat16 = {"auto": None, "float32": False, "bfloat16": True}[args.precision]
+    stylizers = [Stylizer(m, bfloat16=bfloat16) for m in models]
     styles = stylizers[0].list_styles()
     paintings = {}
     for style in styles:
@@ -144,7 +151,8 @@ def main() -> int:
 
     header = "| model | style | edges | palette (photo) | gram |"
     print(
-        f"# quality on {len(photos)} photos of {photos_dir} at {args.size} px, torch {torch.__version__}"
+        f"# quality on {len(photos)} photos of {photos_dir} at {args.size} px, "
+        f"{stylizers[0].precision}, torch {torch.__version__}"
     )
     print(header)
     print("|---|---|---|---|---|")

@@ -7,8 +7,10 @@ style, a 4-style blend and 4-region fusion (four vertical stripes, one style eac
           (NCHW float32), an nn.Conv2d per bank and naive fusion (the styles' convolutions,
           then the blend or the masked sum), with the same image conversions
   module  Stylizer(fast=False): the model's modules, the fused bank_conv2d
-  fast    Stylizer(): the inference rewrite (stylebank_fast/fast_inference/), float32
-  bf16    Stylizer(bfloat16=True), where the device supports bfloat16
+  fast    Stylizer(bfloat16=False): the inference rewrite (stylebank_fast/fast_inference/),
+          float32
+  bf16    Stylizer(bfloat16=True), where the device supports bfloat16 (what Stylizer() runs
+          on CPUs that compute bfloat16 natively)
   onnx    onnxruntime (CPU, the same thread count) running the network exported by
           `stylebank_fast.export_onnx` (bank folded into one convolution; regions decomposed),
           where onnx and onnxruntime are installed and the device is the CPU
@@ -196,7 +198,7 @@ def variants(
     runs = {"plain": run_plain}
     stylizers = {
         "module": sb.Stylizer(model, device=device, fast=False),
-        "fast": sb.Stylizer(model, device=device),
+        "fast": sb.Stylizer(model, device=device, bfloat16=False),
     }
     if bf16_supported(device):
         stylizers["bf16"] = sb.Stylizer(model, device=device, bfloat16=True)

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 import stylebank_fast
 from stylebank_fast import StyleBankNet
+from stylebank_fast.devices import autocast_dtype
 from stylebank_fast.losses import LOSS_NETWORKS, LossWeights, PerceptualLoss, build_loss_network
-from stylebank_fast.training import autocast_dtype
 
 
 class LoopBank(nn.Module):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 
 from .errors import StyleBankError
 from .ops import backend_info
 
-__all__ = ["resolve_device"]
+__all__ = ["autocast_dtype", "cpu_computes_bfloat16", "inference_dtype", "resolve_device"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -52,3 +53,32 @@ def resolve_device(name: str | torch.device) -> torch.device:
             f"device(s), cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
         )
     return device
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), not an emulation."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype a `precision` setting autocasts to on `device` (None: float32, no autocast)."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device.type == "cpu" and cpu_computes_bfloat16() else None
+
+
+def inference_dtype(bfloat16: bool | None, device: torch.device) -> torch.dtype:
+    """The dtype the fast network runs in: `bfloat16` True or False forces it; None ("auto")
+    picks bfloat16 where the CPU computes it natively (the CUDA path stays float32 until its
+    kernels have been measured on a GPU)."""
+    if bfloat16 is None:
+        bfloat16 = device.type == "cpu" and cpu_computes_bfloat16()
+    return torch.bfloat16 if bfloat16 else torch.float32

@@ -17,10 +17,9 @@ from .errors import CheckpointError, DataError, StyleBankError
 from .imageio import open_image, to_tensor
 from .losses import LossNetwork, build_loss_network
 from .model import StyleBankNet
-from .progress import Progress
+from .progress import Progress, ProgressFn
 from .style_cache import cache_entry, painting_digest
 from .style_learning import LearnSettings, learn_bank
-from .training import ProgressFn
 
 __all__ = ["LearntStyle", "PaintingInput", "add_painting_style"]
 

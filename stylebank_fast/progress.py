@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
-__all__ = ["Progress", "WorkProgress"]
+__all__ = ["Progress", "ProgressFn", "WorkProgress"]
+
+# on_progress(step, steps, losses, seconds): called after every step of training or learning a
+# style (on rank 0 only; losses are the means over all ranks); `step` counts from 1.
+ProgressFn = Callable[[int, int, dict, float], None]
 
 
 def _duration(seconds: float) -> str:

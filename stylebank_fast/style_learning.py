@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import find_images, load_image
+from .devices import autocast_dtype
 from .errors import StyleBankError
 from .losses import LossNetwork, LossWeights, PerceptualLoss
 from .model import StyleBankNet
 from .ops import bank_conv2d
-from .training import ProgressFn, autocast_dtype
+from .progress import ProgressFn
 
 __all__ = ["LearnSettings", "LearnedBank", "SHIPPED_PHOTOS", "learn_bank", "training_crops"]
 

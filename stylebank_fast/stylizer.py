@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 import torch
@@ -16,18 +16,16 @@ from torch import Tensor
 from .checkpoint import load_model
 from .color import transfer_luminance
 from .cpu_threads import fitted_threads
-from .devices import resolve_device
+from .devices import inference_dtype, resolve_device
 from .errors import StyleBankError
 from .fast_inference import fast_model
 from .imageio import open_image
 from .memory import available_memory, gigabytes
 from .model import StyleBankNet
-from .painting_styles import LearntStyle, PaintingInput, add_painting_style
 from .pixels import Canvas, Pixels
-from .progress import WorkProgress
+from .progress import ProgressFn, WorkProgress
 from .region_maps import feature_regions
 from .regions import Labels, LabelSource, cell_labels, feature_clusters, label_source, parse_auto
-from .style_learning import LearnSettings
 from .styles import Style, blend_weights
 from .tiling import TiledNetwork
 from .tiling.budget import (
@@ -38,7 +36,9 @@ from .tiling.budget import (
     tile_side,
 )
 from .tiling.network import TileProgressFn
-from .training import ProgressFn
+
+if TYPE_CHECKING:  # learning a style loads the loss network's code: on first use only
+    from .painting_styles import LearntStyle, PaintingInput
 
 __all__ = [
     "BUILTIN_MODEL",
@@ -107,8 +107,10 @@ class Stylizer:
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         fast: run the inference-only rewrite of the network (`fast_inference.fast_model`):
             the same function, faster (docs/stylize.md has the measurements).
-        bfloat16: run the fast network's convolutions in bfloat16 (faster on CPUs with
-            AVX512-BF16 or AMX, and on recent GPUs; slightly less exact: docs/stylize.md).
+        bfloat16: run the fast network's convolutions in bfloat16 (True) or float32 (False);
+            None (the default) picks bfloat16 on CPUs that compute it natively (AVX512-BF16
+            or AMX), where it is about 1.4x faster and differs from float32 by less than the
+            eye sees (docs/stylize.md), and float32 elsewhere.
         memory_budget: GB of memory a stylization may take, the input and output images
             aside; larger images are stylized in tiles, with the same output (each
             normalisation's statistics are the whole image's), a few times slower. The
@@ -124,7 +126,7 @@ class Stylizer:
         model: StyleBankNet | str | os.PathLike[str] | None = None,
         device: str = "auto",
         fast: bool = True,
-        bfloat16: bool = False,
+        bfloat16: bool | None = None,
         memory_budget: float = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)):
@@ -141,13 +143,14 @@ class Stylizer:
             raise StyleBankError("bfloat16 runs on the fast network: use it with fast=True")
         self.learnt_styles: dict[str, LearntStyle] = {}  # by learn_style, by name
         # what stylize runs: the model itself, or its fast rewrite (sharing its bank)
-        self._net = (
-            fast_model(self.model, torch.bfloat16 if bfloat16 else torch.float32)
-            if fast
-            else self.model
-        )
+        self._dtype = inference_dtype(bfloat16, self.device) if fast else None
+        self._net = fast_model(self.model, self._dtype) if fast else self.model
         self._tiled_net = self._net if fast else None  # tiles run the fast network: made on need
-        self._dtype = (torch.bfloat16 if bfloat16 else torch.float32) if fast else None
+
+    @property
+    def precision(self) -> str:
+        """ "bfloat16" or "float32": what the network's convolutions compute in."""
+        return "bfloat16" if self._dtype == torch.bfloat16 else "float32"
 
     def learn_style(
         self,
@@ -165,6 +168,9 @@ class Stylizer:
         progress lines (or is a callback `(step, steps, losses, seconds)`).
         The new style is then used like any other: by name, in blends and in regions.
         """
+        from .painting_styles import add_painting_style
+        from .style_learning import LearnSettings
+
         settings = LearnSettings() if steps is None else LearnSettings(steps=steps)
         learnt = add_painting_style(self.model, painting, name, settings, progress)
         self.learnt_styles[learnt.name] = learnt

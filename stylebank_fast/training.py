@@ -23,10 +23,12 @@ from torch import Tensor
 from ._files import check_writable
 from .checkpoint import PathLike, load_checkpoint, load_model, save_model, tensor_checksum
 from .data import ContentSampler, find_images, load_image
+from .devices import autocast_dtype
 from .distributed import World, fingerprint
 from .errors import DataError, StyleBankError
 from .losses import LossWeights, PerceptualLoss, build_loss_network, identity_loss
 from .model import StyleBankNet
+from .progress import ProgressFn
 from .stability_loss import Motion, SyntheticMotion, stability_loss
 from .training_state import TrainingState
 
@@ -43,9 +45,6 @@ __all__ = [
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
-# on_progress(step, steps, losses, seconds): called after every step (on rank 0 only; losses
-# are the means over all ranks); `step` counts from 1.
-ProgressFn = Callable[[int, int, dict, float], None]
 # on_checkpoint(model, step): called after each checkpoint is written (e.g. to draw samples).
 CheckpointFn = Callable[[StyleBankNet, int], None]
 
@@ -154,26 +153,6 @@ def style_names_for(
             name, n = f"{stem}_{n}", n + 1
         result.append(name)
     return result
-
-
-def cpu_computes_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), not an emulation."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The dtype a `precision` setting autocasts to on `device` (None: float32, no autocast)."""
-    if precision == "float32":
-        return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if device.type == "cpu" and cpu_computes_bfloat16() else None
 
 
 def _check_out(out: PathLike) -> None:

@@ -10,6 +10,8 @@ import torch
 from helpers import STYLE_NAMES, _save, synthetic_photo, synthetic_style
 
 import stylebank_fast as sb
+import stylebank_fast.stylizer as stylizer_module
+from stylebank_fast.devices import inference_dtype
 from stylebank_fast.efficientnet_lite import EfficientNetLite0
 from stylebank_fast.vgg import VGG16Features
 
@@ -52,6 +54,20 @@ def efficientnet_random_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("effnet") / "efficientnet-lite0-random.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_stylizers():
+    """Stylizers default to float32 in the tests, on any CPU: most tests check the network's
+    function to float32 rounding. Tests of the bfloat16 default undo this. Session-scoped, so
+    that it comes before the module-scoped Stylizer fixtures."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            stylizer_module,
+            "inference_dtype",
+            lambda bfloat16, device: inference_dtype(bool(bfloat16), device),
+        )
+        yield
 
 
 # --- Stylization tests: a tiny random model with named styles, saved to disk ---

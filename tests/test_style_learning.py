@@ -13,7 +13,7 @@ from helpers import _save, requires_extension, synthetic_photo, synthetic_style
 from PIL import Image
 
 import stylebank_fast as sb
-from stylebank_fast import stylizer as stylizer_module
+from stylebank_fast import style_learning as style_learning_module
 from stylebank_fast.cli import add_style as add_style_cli
 from stylebank_fast.cli import stylize as stylize_cli
 from stylebank_fast.errors import StyleBankError
@@ -180,7 +180,7 @@ def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
 @pytest.fixture
 def small_defaults(monkeypatch, vgg16_random_weights):
     """The Stylizer and the command lines learn with tiny settings and a random VGG-16."""
-    monkeypatch.setattr(stylizer_module, "LearnSettings", TINY)
+    monkeypatch.setattr(style_learning_module, "LearnSettings", TINY)  # the Stylizer's
     monkeypatch.setattr(add_style_cli, "LearnSettings", TINY)
     monkeypatch.setenv("STYLEBANK_VGG16", str(vgg16_random_weights))
 

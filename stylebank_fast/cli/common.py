@@ -12,10 +12,30 @@ from ..devices import resolve_device
 from ..errors import StyleBankError
 from ..progress import Progress
 
-__all__ = ["EXIT_USER_ERROR", "Progress", "resolve_device", "run_cli"]
+__all__ = [
+    "EXIT_USER_ERROR",
+    "PRECISION_FLAGS",
+    "Progress",
+    "add_precision_option",
+    "resolve_device",
+    "run_cli",
+]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+# --precision -> the Stylizer's bfloat16 argument
+PRECISION_FLAGS = {"auto": None, "float32": False, "bfloat16": True}
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISION_FLAGS),
+        default="auto",
+        help="auto (default): bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX), "
+        "else float32",
+    )
 
 
 def run_cli(

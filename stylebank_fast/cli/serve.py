@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..errors import StyleBankError
 from ..extras import require_extra
 from ..stylizer import Stylizer
-from .common import run_cli
+from .common import PRECISION_FLAGS, add_precision_option, run_cli
 
 __all__ = ["main"]
 
@@ -38,6 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_precision_option(parser)
     parser.add_argument(
         "--max-upload-mb",
         type=float,
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {error.strerror}; choose another "
             "--port (0: any free one)"
         ) from None
-    stylizer = Stylizer(args.model, device=args.device)
+    stylizer = Stylizer(args.model, device=args.device, bfloat16=PRECISION_FLAGS[args.precision])
     service = StyleService(
         stylizer, max_batch=args.batch, wait=args.wait_ms / 1000, max_queue=args.queue
     )

@@ -18,7 +18,7 @@ from ..style_schedule import parse_schedule
 from ..styles import Style, parse_spec, parse_spec_list
 from ..stylizer import DEFAULT_MEMORY_BUDGET, Stylizer
 from ..video_io import is_video
-from .common import Progress, run_cli
+from .common import PRECISION_FLAGS, Progress, add_precision_option, run_cli
 from .stylize_video import stylize_videos, video_targets
 
 __all__ = ["main"]
@@ -142,6 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_MEMORY_BUDGET:g}); larger images are stylized in tiles, with the same output",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_precision_option(parser)
     parser.add_argument("--list-styles", action="store_true", help="print the styles and exit")
     parser.add_argument(
         "--save-regions",
@@ -205,7 +206,12 @@ def _learn_paintings(stylizer: Stylizer, args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     if not args.memory_budget > 0:
         raise StyleBankError(f"--memory-budget must be more than 0 GB, got {args.memory_budget}")
-    stylizer = Stylizer(args.model, device=args.device, memory_budget=args.memory_budget)
+    stylizer = Stylizer(
+        args.model,
+        device=args.device,
+        bfloat16=PRECISION_FLAGS[args.precision],
+        memory_budget=args.memory_budget,
+    )
     if args.list_styles:
         for index, name in enumerate(stylizer.list_styles()):
             print(f"{index}\t{name}")
