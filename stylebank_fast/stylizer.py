@@ -69,9 +69,9 @@ REGION_COLOURS = np.array(
 )
 
 # The output moves fast at small feature blends and barely at large ones: the distance from
-# the reconstruction grows about as 1 - (1 - b)^2.6 with the blend b (docs/stylize.md), so a
-# strength s blends b = 1 - (1 - s)^(1/2.6) and the output moves about evenly with s.
-_STRENGTH_EXPONENT = 2.6
+# the reconstruction grows about as 1 - (1 - b)^4 with the blend b (docs/stylize.md), so a
+# strength s blends b = 1 - (1 - s)^(1/4) and the output moves about evenly with s.
+_STRENGTH_EXPONENT = 4.0
 
 
 def feature_blend(strength: float | Tensor) -> float | Tensor:

@@ -151,7 +151,7 @@ def test_strength_moves_the_output_about_evenly():
         s: np.abs(outs[s] - outs[0.0]).mean() / np.abs(outs[1.0] - outs[0.0]).mean()
         for s in (0.2, 0.5)
     }
-    assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.39, 0.84
+    assert 0.1 < way[0.2] < 0.3 and 0.4 < way[0.5] < 0.6, way  # a raw feature blend: 0.65, 0.91
 
 
 def test_any_image_opens_that_memory_can_hold(tmp_path, monkeypatch):
