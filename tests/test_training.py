@@ -68,10 +68,11 @@ def test_ctrl_c_saves_and_resumes(config, tmp_path):
         if step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
+    handler = signal.getsignal(signal.SIGINT)  # SIG_IGN where a shell started pytest with `&`
     stopped = train_model(config, tmp_path / "m.sbk", on_progress=interrupt)
     assert stopped.interrupted and stopped.step == 2
     assert load_checkpoint(tmp_path / "m.sbk")[1]["training"]["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
     rest = resume_training(tmp_path / "m.sbk", tmp_path / "m.sbk")
     assert not rest.interrupted and rest.step == 6
 
