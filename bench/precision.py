@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from quality import load  # this folder's quality report: its photos at a long side
 
 from stylebank_fast import Stylizer
-from stylebank_fast.imageio import open_image
+from stylebank_fast.data import find_images
+from stylebank_fast.errors import DataError
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,17 +38,15 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=768, help="long side of the photos")
     args = parser.parse_args()
 
-    paths = sorted(
-        p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-    )
+    try:
+        paths = find_images(args.photos, what="photo folder")
+    except DataError as error:
+        print(error, file=sys.stderr)
+        return 2
     if not paths:
         print(f"no photos in {args.photos}", file=sys.stderr)
         return 2
-    photos = []
-    for path in paths:
-        image = open_image(path)
-        image.thumbnail((args.size, args.size), Image.LANCZOS)
-        photos.append(image)
+    photos = [load(path, args.size) for path in paths]
     exact, fast = Stylizer(args.model, bfloat16=False), Stylizer(args.model, bfloat16=True)
 
     print(f"# bfloat16 against float32 on {len(photos)} photos of {args.photos}, {args.size} px")

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from stylebank_fast import Stylizer
+from stylebank_fast.cli.common import PRECISION_FLAGS, add_precision_option
 from stylebank_fast.imageio import open_image, save_image, to_tensor
 
 SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
@@ -120,12 +121,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512, help="long side of the photos")
     parser.add_argument("--sheet", default="bench/results/quality.png")
     parser.add_argument("--tile", type=int, default=192)
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bfloat16"),
-        default="auto",
-        help="the Stylizer's (auto: its default)",
-    )
+    add_precision_option(parser)
     args = parser.parse_args()
 
     photos_dir = Path(args.photos)
@@ -137,8 +133,7 @@ def main() -> int:
         return 2
     photos = [load(p, args.size) for p in photo_paths]
     models = args.model or [None]
-    bfloat16 = {"auto": None, "float32": False, "bfloat16": True}[args.precision]
-    stylizers = [Stylizer(m, bfloat16=bfloat16) for m in models]
+    stylizers = [Stylizer(m, bfloat16=PRECISION_FLAGS[args.precision]) for m in models]
     styles = stylizers[0].list_styles()
     paintings = {}
     for style in styles:
