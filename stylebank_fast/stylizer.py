@@ -109,8 +109,8 @@ class Stylizer:
             the same function, faster (docs/stylize.md has the measurements).
         bfloat16: run the fast network's convolutions in bfloat16 (True) or float32 (False);
             None (the default) picks bfloat16 on CPUs that compute it natively (AVX512-BF16
-            or AMX), where it is about 1.4x faster and differs from float32 by less than the
-            eye sees (docs/stylize.md), and float32 elsewhere.
+            or AMX), where it is faster and differs from float32 by less than the eye sees
+            (docs/stylize.md has the measurements), and float32 elsewhere.
         memory_budget: GB of memory a stylization may take, the input and output images
             aside; larger images are stylized in tiles, with the same output (each
             normalisation's statistics are the whole image's), a few times slower. The
