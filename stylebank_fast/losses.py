@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import efficientnet_lite, vgg
 from .efficientnet_lite import EfficientNetLite0, find_efficientnet_lite0_weights
+from .errors import StyleBankError
 from .vgg import VGG16Features, find_vgg16_weights
 
 __all__ = [
@@ -41,6 +43,9 @@ LOSS_NETWORKS = {
     ),
 }
 
+# the layers each network can give (a content layer other than its default must be one)
+_KNOWN_LAYERS = {"vgg16": tuple(vgg.LAYERS), "efficientnet_lite0": efficientnet_lite.LAYERS}
+
 
 # name -> (layers wanted, weights path or None) -> the pretrained network, which has
 # `extract(images, layers) -> {layer: activation}`
@@ -57,12 +62,23 @@ _BUILDERS = {
 class LossNetwork(nn.Module):
     """A frozen, pretrained feature network and the layers the losses use."""
 
-    def __init__(self, name: str, weights: str | None = None) -> None:
+    def __init__(
+        self, name: str, weights: str | None = None, content_layer: str | None = None
+    ) -> None:
+        """`content_layer`: the layer of the content loss instead of the network's default
+        (`LOSS_NETWORKS`); a shallower one keeps more of the photo's edges."""
         super().__init__()
         if name not in LOSS_NETWORKS:
             raise ValueError(f"unknown loss network {name!r}; choose from {list(LOSS_NETWORKS)}")
+        if content_layer is not None and content_layer not in _KNOWN_LAYERS[name]:
+            raise StyleBankError(
+                f"{name} has no layer {content_layer!r} for the content loss; "
+                f"choose from {', '.join(_KNOWN_LAYERS[name])}"
+            )
         self.name = name
-        self.layers = LOSS_NETWORKS[name]
+        self.layers = replace(
+            LOSS_NETWORKS[name], content=content_layer or LOSS_NETWORKS[name].content
+        )
         self.wanted = (*self.layers.style, self.layers.content)
         self.net = _BUILDERS[name](self.wanted, weights)
         self.requires_grad_(False)
@@ -77,14 +93,18 @@ class LossNetwork(nn.Module):
 
 
 def build_loss_network(
-    name: str, weights: str | None = None, device: torch.device | None = None
+    name: str,
+    weights: str | None = None,
+    device: torch.device | None = None,
+    content_layer: str | None = None,
 ) -> LossNetwork:
     """The loss network `name` ("vgg16" or "efficientnet_lite0") with its pretrained weights.
 
     `weights` is a path to the state dict; without it VGG-16 is looked up in $STYLEBANK_VGG16
     and torch hub's cache, EfficientNet-Lite0 in the optional package that ships it.
+    `content_layer`: see `LossNetwork`.
     """
-    return LossNetwork(name, weights).to(device)
+    return LossNetwork(name, weights, content_layer).to(device)
 
 
 def gram(features: Tensor) -> Tensor:

@@ -78,6 +78,7 @@ class TrainConfig:
     # dominated by the stylizing loss, leave the auto-encoder steps too small (docs/training.md)
     ae_grad_rescale: bool = True
     content_weight: float = LossWeights.content  # the defaults live in LossWeights
+    content_layer: str | None = None  # None: the loss network's default (LOSS_NETWORKS)
     style_weight: float = LossWeights.style
     style_scales: list[float] | None = None  # per style, a factor on style_weight
     tv_weight: float = LossWeights.tv
@@ -228,7 +229,9 @@ class _Run:
         )
         self.autocast_dtype = autocast_dtype(config.precision, device)
         style_images = [self._style_image(path) for path in config.styles]
-        net = build_loss_network(config.loss_net, config.loss_net_weights, device)
+        net = build_loss_network(
+            config.loss_net, config.loss_net_weights, device, config.content_layer
+        )
         weights = LossWeights(
             config.content_weight, config.style_weight, config.tv_weight, config.range_weight
         )

@@ -10,7 +10,7 @@ from PIL import Image
 
 from stylebank_fast import vgg
 from stylebank_fast.efficientnet_lite import EfficientNetLite0
-from stylebank_fast.errors import WeightsError
+from stylebank_fast.errors import StyleBankError, WeightsError
 from stylebank_fast.imageio import to_tensor
 from stylebank_fast.losses import (
     LOSS_NETWORKS,
@@ -194,3 +194,20 @@ def test_the_shipped_vgg_weights_serve_the_losses_and_say_where_they_stop():
     assert first.dtype == torch.float32 and first.abs().max() > 0.1  # trained, not random init
     with pytest.raises(WeightsError, match="stop at relu4_2"):
         VGG16Features(["relu5_3"]).load_weights(vgg.SHIPPED_VGG16)
+
+
+def test_content_layer_can_be_chosen_and_is_the_one_the_content_loss_uses(vgg16_random_weights):
+    deep = build_loss_network("vgg16", str(vgg16_random_weights))
+    shallow = build_loss_network("vgg16", str(vgg16_random_weights), content_layer="relu2_2")
+    assert (deep.layers.content, shallow.layers.content) == ("relu4_2", "relu2_2")
+    assert shallow.layers.style == deep.layers.style
+    out, content = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    expected = {}
+    for net in (deep, shallow):
+        f_out, f_content = net(out)[net.layers.content], net(content)[net.layers.content]
+        expected[net.layers.content] = (f_out - f_content).pow(2).mean() / f_content.pow(2).mean()
+        got = PerceptualLoss(net, STYLES, LossWeights())(out, content, torch.tensor([0]))
+        torch.testing.assert_close(got["content"], expected[net.layers.content])
+    assert not torch.isclose(expected["relu4_2"], expected["relu2_2"])
+    with pytest.raises(StyleBankError, match="relu9_9"):
+        build_loss_network("vgg16", str(vgg16_random_weights), content_layer="relu9_9")

@@ -48,6 +48,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
         "--lr-decay-every", type=int, help=f"steps between decays (default {d['lr_decay_every']})"
     )
     parser.add_argument("--content-weight", type=float, help=f"default {d['content_weight']}")
+    parser.add_argument(
+        "--content-layer",
+        metavar="LAYER",
+        help="loss-network layer of the content loss (default: the paper's, vgg16's relu4_2; "
+        "relu2_2 keeps more of the photo's edges)",
+    )
     parser.add_argument("--style-weight", type=float, help=f"default {d['style_weight']}")
     parser.add_argument(
         "--style-scales",
