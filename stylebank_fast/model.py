@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .ops import bank_conv2d
 from .region_norm import region_instance_norm, region_weights, upsample_regions
+from .region_statistics import PATCHES, PatchSampler, StyleAlone
 from .styles import blend_weights, style_index
 
 __all__ = ["Encoder", "StyleBank", "Decoder", "StyleBankNet", "StyleSpec"]
@@ -52,15 +53,21 @@ class Decoder(nn.Sequential):
             nn.Conv2d(32, 3, 9, padding=4, padding_mode="reflect"),
         )
 
-    def forward(self, features: Tensor, regions: Tensor | None = None) -> Tensor:
+    def forward(
+        self, features: Tensor, regions: Tensor | None = None, alone: StyleAlone | None = None
+    ) -> Tensor:
         """`regions` [N|1,R,h,w] (region weights at the features' size, see
         `region_norm.region_weights`): each InstanceNorm normalises each region with its own
-        statistics, so a region looks like its style alone. None: plain InstanceNorm."""
+        statistics, completed by `alone` to its style's over the whole image, so a region
+        looks like its style alone. None: plain InstanceNorm."""
         x = features
+        norms = 0
         for layer in self:
             if regions is not None and isinstance(layer, nn.InstanceNorm2d):
                 weights = upsample_regions(regions, tuple(x.shape[-2:]))
-                x = region_instance_norm(x, weights, layer.weight, layer.bias, layer.eps)
+                complete = None if alone is None else alone.completion(norms)
+                x = region_instance_norm(x, weights, layer.weight, layer.bias, layer.eps, complete)
+                norms += 1
             else:
                 x = layer(x)
         return x
@@ -129,6 +136,9 @@ class StyleBankNet(nn.Module):
         self.encoder = Encoder()
         self.bank = StyleBank(n_styles, kernel_size)
         self.decoder = Decoder()
+        # lattice points for each region's style-alone statistics (region_statistics); 0: each
+        # region normalised with its own statistics only, as the ONNX export does
+        self.region_patches = PATCHES
         self.style_names: list[str] = []
         for name in names:
             self._add_name(name)
@@ -229,23 +239,49 @@ class StyleBankNet(nn.Module):
         (H, W) through the bank (`style`, `mask_on`, `strength` as in `forward`) and the
         decoder, to images [N,3,H,W]. Video filters the features between the two halves."""
         h, w = size
-        regions = None
+        regions = alone = None
         if style is not None:
-            mix, regions = self.bank_mix(style, features.shape[0], (h, w), features.device)
+            mix, regions, banks = self.bank_mix(style, features.shape[0], (h, w), features.device)
+            if regions is not None:
+                fh, fw = features.shape[-2:]
+                sampler = self.patch_sampler((fh, fw), regions, features.device)
+                if sampler is not None:
+                    sampler.add(slice(0, fh), slice(0, fw), features)
+                    alone = self.style_alone(sampler, regions, banks, strength)
             features = self.styled_features(features, mix, mask_on, strength)
-        return self.decoder(features, regions)[..., :h, :w]
+        return self.decoder(features, regions, alone=alone)[..., :h, :w]
 
     def bank_mix(
         self, style: StyleSpec, n: int, size: tuple[int, int], device: torch.device
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The `bank_conv2d` mix of `style` (not None; see `forward`) for `n` images of `size`
         (H, W), masks at the feature map's size; and with masks, the region weights for the
-        decoder's normalisations (else None)."""
+        decoder's normalisations and each region's bank (else None, None)."""
         mix = self._mix(style, n, device)
         if mix.dim() != 4:
-            return mix, None
+            return mix, None, None
         mix = self.feature_masks(mix, size)
-        return mix, region_weights(mix)
+        return (mix, *region_weights(mix))
+
+    def patch_sampler(
+        self, size: tuple[int, int], regions: Tensor, device: torch.device
+    ) -> PatchSampler | None:
+        """Where the features' patches for `style_alone` go, for a feature map of `size` and
+        `regions` (from `bank_mix`); None where there are none (`region_patches` 0, or a tiny
+        map)."""
+        n, r = regions.shape[:2]
+        sampler = PatchSampler(size, self.kernel_size, self.region_patches, r, n, FEATURES, device)
+        return sampler if len(sampler) else None
+
+    def style_alone(
+        self, sampler: PatchSampler, regions: Tensor, banks: Tensor, strength: float | Tensor
+    ) -> StyleAlone:
+        """Each region's statistics completed to its style alone's (`region_statistics`), from
+        the features' patches in `sampler`, the region weights and banks of `bank_mix`."""
+        weights = torch.stack(list(self.bank.weights))[banks]
+        biases = torch.stack(list(self.bank.biases))[banks]
+        decoder = getattr(self.decoder, "source", self.decoder)  # a fast copy keeps its layers
+        return StyleAlone(decoder, weights, biases, strength, regions, sampler)
 
     def styled_features(
         self,

@@ -62,13 +62,13 @@ def test_region_weights_drop_unused_banks_and_normalise():
     mix = torch.zeros(1, 4, 2, 3)
     mix[0, 1, :, :2] = 2.0  # bank 1 on the left, at weight 2
     mix[0, 3, :, 1:] = 1.0  # bank 3 on the right; column 1 is shared
-    weights = region_weights(mix)
-    assert weights.shape == (1, 2, 2, 3)
+    weights, banks = region_weights(mix)
+    assert weights.shape == (1, 2, 2, 3) and banks.tolist() == [1, 3]
     torch.testing.assert_close(weights.sum(1), torch.ones(1, 2, 3))
     torch.testing.assert_close(weights[0, :, 0, 1], torch.tensor([2 / 3, 1 / 3]))
     empty = torch.zeros(1, 2, 2, 2)
     empty[0, 0, 0, 0] = 1
-    assert torch.equal(region_weights(empty)[0, 0], torch.tensor([[1.0, 1.0], [1.0, 1.0]]))
+    assert torch.equal(region_weights(empty)[0][0, 0], torch.tensor([[1.0, 1.0], [1.0, 1.0]]))
 
 
 def test_upsample_regions_refuses_a_size_it_cannot_tile():
@@ -80,9 +80,9 @@ def test_upsample_regions_refuses_a_size_it_cannot_tile():
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_two_regions_on_a_photo_look_like_each_style_alone(fast):
-    """Away from the border (32 px), each half of a two-region output is within about 10 grey
-    levels of its style alone (a shared InstanceNorm put them 39-40 levels off here); the
-    rest is the region's own statistics differing from the whole image's."""
+    """Away from the border (32 px), each half of a two-region output is within a few grey
+    levels of its style alone: about 2 here, where a shared InstanceNorm put them 39-40 off
+    and each region's own statistics (no completion, `region_patches = 0`) 6-8 off."""
     from stylebank_fast import Stylizer
 
     stylizer = Stylizer(fast=fast)
@@ -98,4 +98,4 @@ def test_two_regions_on_a_photo_look_like_each_style_alone(fast):
     right = np.abs(both[:, w // 2 + 32 :] - alone[1][:, w // 2 + 32 :]).mean()
     apart = np.abs(alone[0] - alone[1]).mean()
     assert apart > 40
-    assert left < 12 and right < 12, (left, right)
+    assert left < 4 and right < 4, (left, right)

@@ -10,9 +10,11 @@ import torch
 from torch import Tensor, nn
 
 from ..model import StyleBankNet
+from ..region_statistics import StyleAlone
 from .buffers import Buffers
 from .convolutions import Conv, PhasedConv
 from .normalisations import InstanceNormReLU, Moments, NormReLU, UpsampleConvNormReLU
+from .statistics import completed
 
 __all__ = ["fast_model", "FastLayers"]
 
@@ -37,6 +39,7 @@ class FastLayers(nn.Module):
         super().__init__()
         modules = list(layers)
         self.steps = nn.ModuleList()
+        self.source = layers  # the layers it was made from (region_statistics runs patches in them)
         self._buffer_sets = [] if buffer_sets is None else buffer_sets
 
         def follows(i: int, kind: type) -> bool:
@@ -94,10 +97,14 @@ class FastLayers(nn.Module):
         x: Tensor,
         regions: Tensor | None = None,
         moments: Sequence[Moments | None] | None = None,
+        alone: StyleAlone | None = None,
     ) -> Tensor:
-        """`regions`: region weights for the normalisations (see `model.Decoder.forward`).
-        `moments`: one per normalisation (`norm_steps`): statistics to use instead of its
-        input's own (None: its own), as tiled stylization needs."""
+        """`regions` and `alone`: region weights for the normalisations and what completes
+        their statistics (see `model.Decoder.forward`). `moments`: one per normalisation
+        (`norm_steps`): statistics to use instead of its input's own (None: its own), as tiled
+        stylization needs."""
+        if alone is not None and moments is None:
+            moments = [completed(alone.completion(j)) for j in range(len(self.norm_steps()))]
         moments = iter(moments or [])
         try:
             buffers = self._buffer_sets.pop()  # atomic: concurrent calls get different blocks

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from ..phases import upsampled_conv_phases
 from ..region_norm import upsample_regions
 from .buffers import Buffers, Layout, pad
 from .convolutions import convolve, weight_like
@@ -104,20 +105,11 @@ class UpsampleConvNormReLU(NormReLU):
         super().__init__(norm)
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding_mode != "reflect":
             raise ValueError(f"expected a 3x3 stride-1 reflect conv after the upsample: {conv}")
-        w = conv.weight.detach().double()
-        # rows[a] sums the 3 taps into the 2 input rows phase a reads
-        rows = [torch.stack([w[:, :, 0], w[:, :, 1] + w[:, :, 2]], 2)]
-        rows.append(torch.stack([w[:, :, 0] + w[:, :, 1], w[:, :, 2]], 2))
-        phases = []
-        for a in (0, 1):
-            r = rows[a]
-            cols = [torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1)]
-            cols.append(torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1))
-            phases += cols  # order (a, b) = (0,0), (0,1), (1,0), (1,1)
-        self.c_out = w.shape[0]
+        phases = upsampled_conv_phases(conv.weight.detach().double())
+        self.c_out = conv.out_channels
         self.in_layout = Layout(1, "replicate")
         self.prepadded = False
-        self.register_buffer("weight", weight_like(torch.cat(phases), dtype), persistent=False)
+        self.register_buffer("weight", weight_like(phases, dtype), persistent=False)
         self.register_buffer("bias", conv.bias.detach().to(dtype).repeat(4), persistent=False)
 
     def input_margin(self, margin: int) -> int:

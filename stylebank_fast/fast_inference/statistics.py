@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..region_norm import Complete, moments_mean_var
+
 BAND_BYTES = 2 << 20  # a block of pixels small enough to stay in cache between two passes
 
 
@@ -74,7 +76,18 @@ def region_mean_var(windows: list[Tensor], weights: Tensor) -> tuple[Tensor, Ten
     [N,h,w,C] of one layer's pixels, e.g. the four phases of an upsampled conv), each pixel
     weighing `weights` [N,h,w,R] (the same for every window)."""
     shift = window_shift(windows)
-    return mean_var(*moment_sums(windows, weights, shift), shift)
+    return moments_mean_var(*moment_sums(windows, weights, shift), shift)
+
+
+def completed(complete: Complete):
+    """A `normalisations.Moments` giving each region's moment sums over the windows to
+    `complete` (region_statistics.StyleAlone)."""
+
+    def moments(windows: list[Tensor], weights: Tensor) -> tuple[Tensor, Tensor]:
+        shift = window_shift(windows)
+        return complete(*moment_sums(windows, weights, shift), shift)
+
+    return moments
 
 
 def window_shift(windows: list[Tensor]) -> Tensor:
@@ -113,13 +126,3 @@ def moment_sums(
     else:
         mass = weights.sum((1, 2), dtype=torch.float64) * len(windows)
     return mass.to(shift.device), sums, squares
-
-
-def mean_var(mass: Tensor, sums: Tensor, squares: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and biased variance [N,R,C] (float64) from `moment_sums` about `shift`; a region
-    of no mass gets the shift and variance 0 (its weight is 0 everywhere: any value does)."""
-    n, _, c = sums.shape
-    mass = mass.clamp_min(torch.finfo(torch.float64).tiny)[..., None]
-    mean = sums / mass
-    var = (squares / mass - mean.square()).clamp_min(0)
-    return shift.view(n, 1, c).double() + mean, var

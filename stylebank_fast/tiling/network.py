@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Callable
 
 import torch.nn.functional as F
@@ -22,6 +23,8 @@ from ..fast_inference.convolutions import Conv, PhasedConv
 from ..fast_inference.normalisations import UpsampleConvNormReLU
 from ..memory import release_free_memory
 from ..model import StyleBankNet, StyleSpec
+from ..region_norm import Complete
+from ..region_statistics import StyleAlone
 from .grid import ALIGN, Tile, align, tile_grid
 from .statistics import TileDone, TileStatistics
 
@@ -97,14 +100,38 @@ class TiledNetwork:
         image)."""
         net, decoder = self.net, self.net.decoder
         device = net.bank.weights[0].device
-        mix, regions = net.bank_mix(style, self.batch, self.size, device)
+        mix, regions, banks = net.bank_mix(style, self.batch, self.size, device)
+        sampler = None
+        if regions is not None:
+            features_size = (self.padded[0] // ALIGN, self.padded[1] // ALIGN)
+            sampler = net.patch_sampler(features_size, regions, device)
+        alone: list[StyleAlone] = []  # made once the first pass has filled the sampler
+
+        def completion(j: int) -> Complete | None:
+            if sampler is None:
+                return None
+            if not alone:
+                alone.append(net.style_alone(sampler, regions, banks, strength))
+            return alone[0].completion(j)
+
         passes = self._encoder_passes()
-        statistics = [TileStatistics() for _ in decoder.norm_steps()]
+        statistics = [
+            TileStatistics(partial(completion, j)) for j in range(len(decoder.norm_steps()))
+        ]
         encoder_macs = _macs(net.encoder)
         bank_macs = net.bank.weights[0].numel() * FEATURE_SCALE
 
-        def decode(region: tuple[slice, slice], x: Tensor, moments: Sequence) -> Tensor:
+        def decode(
+            region: tuple[slice, slice], x: Tensor, moments: Sequence, sample: Tile | None = None
+        ) -> Tensor:
             features = net.encoder(x, moments=self._given(self._encoder_statistics))
+            if sample is not None and sampler is not None:  # the tile's own feature pixels
+                own = [
+                    _crop(owned, around, ALIGN)
+                    for owned, around in zip((sample.rows, sample.cols), region)
+                ]
+                rows, cols = _scaled(sample.rows, ALIGN), _scaled(sample.cols, ALIGN)
+                sampler.add(rows, cols, features[..., own[0], own[1]])
             rows, cols = (_scaled(around, ALIGN) for around in region)
             tile_mix = mix[..., rows, cols] if mix.dim() == 4 else mix
             features = net.styled_features(features, tile_mix, mask_on, strength)
@@ -115,7 +142,7 @@ class TiledNetwork:
 
             def collect(tile: Tile, region: tuple[slice, slice], x: Tensor, j: int = j) -> None:
                 moments = self._given(statistics[:j]) + [statistics[j].collector(tile, region)]
-                decode(region, x, moments)
+                decode(region, x, moments, tile if j == 0 else None)
 
             cost = encoder_macs + bank_macs + _macs(decoder, step + 1, FEATURE_SCALE)
             passes.append((margin(net, step + 1), cost, collect))

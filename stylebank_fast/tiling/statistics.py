@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import Tensor
 
-from ..fast_inference.statistics import mean_var, moment_sums, window_shift
+from ..fast_inference.statistics import moment_sums, window_shift
+from ..region_norm import Complete, moments_mean_var
 from .grid import Tile
 
 
@@ -12,9 +15,12 @@ class TileStatistics:
     """Float64 sums of one normalisation's pre-norm pixels (and region weights), added tile by
     tile, each tile adding the part of the layer it owns; deviations are taken from one shift
     (the first tile's mean) for every tile, so the sums add up exactly as over the whole image.
+    `complete()`, once all tiles are in, gives what completes the regions' sums (see
+    `region_statistics.StyleAlone`; None: the regions' own statistics).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, complete: Callable[[], Complete | None] | None = None) -> None:
+        self._complete = complete
         self._shift: Tensor | None = None
         self._sums: tuple[Tensor, Tensor, Tensor] | None = None
         self._moments: tuple[Tensor, Tensor] | None = None
@@ -32,7 +38,8 @@ class TileStatistics:
         if self._moments is None:
             if self._sums is None:
                 raise RuntimeError("no tile has added its pixels")
-            self._moments = mean_var(*self._sums, self._shift)
+            complete = None if self._complete is None else self._complete()
+            self._moments = (complete or moments_mean_var)(*self._sums, self._shift)
         return self._moments
 
     def collector(self, tile: Tile, region: tuple[slice, slice]):
